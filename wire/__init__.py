@@ -1,0 +1,1 @@
+"""Wire format and client shared by the backend and the GIMP plug-in (stdlib + pyzmq only)."""

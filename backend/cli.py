@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve dreams over ZeroMQ until SIGTERM/SIGINT",
                                 description="Load VGG16 once and serve dream requests over ZeroMQ.")
     serve.add_argument("--bind", default=protocol.DEFAULT_ENDPOINT, help="ZeroMQ endpoint (default: %(default)s)")
-    serve.add_argument("--max-pixels", type=int, default=None, help="largest image accepted, in pixels")
+    serve.add_argument("--max-pixels", type=_positive, default=None,
+                       help="largest image accepted, in pixels (default: what fits in half the memory)")
     engine_options(serve)
 
     dream = commands.add_parser("dream", help="dream an image file into PREFIX_at_iteration_{i}.png",
@@ -107,10 +108,9 @@ def serve(args: argparse.Namespace) -> int:
     import zmq
 
     from backend import __version__
-    from backend.engine import DEFAULT_MAX_PIXELS
     from backend.service.server import Server
 
-    engine = _engine(args, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    engine = _engine(args, max_pixels=args.max_pixels)
     try:
         server = Server(engine, args.bind, __version__)
     except zmq.ZMQError as exc:

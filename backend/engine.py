@@ -7,6 +7,7 @@ This is where the numerical core meets the wire format's request type; the trans
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +25,20 @@ from wire import protocol
 
 log = logging.getLogger(__name__)
 
-# Untiled VGG16 on the CPU needs about 1.3 kB of memory per pixel at block5 (measured with `bench`);
-# 16 megapixels stays well inside this machine's 24 GB.
-DEFAULT_MAX_PIXELS = 16 * 1024 * 1024
+# Untiled VGG16 needs about 1.4 kB per pixel up to block5 (`bench --size 2048x1024`: 3.7 GB peak for
+# 2.1 MP), and L-BFGS keeps ~20 float64 copies of the image (0.5 kB per pixel): 2 kB per pixel in all.
+BYTES_PER_PIXEL = 2048
+MEMORY_SHARE = 0.5  # leave the other half to GIMP and the rest of the machine
+FALLBACK_MAX_PIXELS = 4 * 1024 * 1024
+
+
+def default_max_pixels() -> int:
+    """The largest image that fits in half of this machine's memory (4 MP where that can't be read)."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_MAX_PIXELS
+    return int(memory * MEMORY_SHARE / BYTES_PER_PIXEL)
 
 EvaluationCallback = Callable[[int, int, float], None]
 IterationCallback = Callable[[int, float, bytes], None]
@@ -35,12 +47,12 @@ IterationCallback = Callable[[int, float, bytes], None]
 class Engine:
     """VGG16 loaded once; one sub-model and traced loss per set of feature layers, kept warm."""
 
-    def __init__(self, weights: str = "auto", presets_path: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, weights: str = "auto", presets_path: Path | None = None, max_pixels: int | None = None):
         started = time.perf_counter()
         self.weights = resolve_weights(weights)
         self.vgg16 = load_vgg16(self.weights)
         self.presets_path = presets_path
-        self.max_pixels = max_pixels
+        self.max_pixels = max_pixels or default_max_pixels()
         self.device = device_name()
         self._losses: dict[tuple[str, ...], DreamLoss] = {}
         self.load_s = time.perf_counter() - started

@@ -9,6 +9,7 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
+import threading
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ from backend.core.preprocessing import preprocess
 from backend.engine import Engine
 
 REPEATS = 5  # timings per convolution for the limit; the median is taken
+# A cheap layer keeps the overhead measurement short; the overhead does not depend on the depth.
+OVERHEAD_PARAMS = {"features": {"block1_conv1": 0.05}}
 
 
 def conv_shapes(engine: Engine, layers: tuple[str, ...], width: int, height: int) -> list[tuple[Any, tuple[int, ...]]]:
@@ -67,6 +70,59 @@ def time_conv(layer: Any, shape: tuple[int, ...]) -> float:
     return statistics.median(once() for _ in range(REPEATS))
 
 
+def measure_overhead(engine: Engine, sizes: tuple[tuple[int, int], ...] = ((1024, 1024), (1000, 1000))) -> float:
+    """A warm backend's worst overhead per request for 1-megapixel RGBA images, each size new to it.
+
+    Overhead = from sending the dream request to the start of its first evaluation, plus from the end
+    of the iteration's last evaluation to receiving the iteration's pixels — measured by the client
+    over a real TCP socket, so transport both ways is included.
+    """
+    import zmq
+
+    from backend.service.server import Server
+    from wire.client import Client
+
+    timestamps: list[tuple[float, float]] = []  # (start, end) of every evaluation
+    loss_for = engine.loss_for
+
+    def timed_loss_for(settings: Any) -> Any:
+        inner = loss_for(settings)
+
+        def loss_and_gradient(x: np.ndarray) -> Any:
+            begin = time.perf_counter()
+            result = inner(x)
+            timestamps.append((begin, time.perf_counter()))
+            return result
+
+        return loss_and_gradient
+
+    engine.loss_for = timed_loss_for  # type: ignore[method-assign]
+    context = zmq.Context()
+    server = Server(engine, "tcp://127.0.0.1:*", "bench", context)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    overheads = []
+    try:
+        with Client(server.endpoint, context) as client:
+            for job, (width, height) in enumerate(sizes):
+                timestamps.clear()
+                pixels = np.random.default_rng(job).integers(0, 256, (height, width, 4), np.uint8).tobytes()
+                sent = time.perf_counter()
+                client.dream(job, pixels, width, height, 4, "doggos", 1, params=OVERHEAD_PARAMS)
+                while (message := client.receive(600)) is not None and message[0]["type"] != "iteration":
+                    pass
+                received = time.perf_counter()
+                overheads.append((timestamps[0][0] - sent) + (received - timestamps[-1][1]))
+                while (message := client.receive(600)) is not None and message[0]["type"] != "done":
+                    pass
+    finally:
+        server.stop()
+        thread.join()
+        context.term()
+        del engine.loss_for
+    return max(overheads)
+
+
 def run_bench(weights: str, width: int, height: int, preset: str, evaluations: int) -> dict[str, Any]:
     started = time.perf_counter()
     engine = Engine(weights)
@@ -85,7 +141,9 @@ def run_bench(weights: str, width: int, height: int, preset: str, evaluations: i
     shapes = conv_shapes(engine, tuple(settings.features), width, height)
     gflop = conv_gflop(shapes)
     limit = sum(time_conv(layer, shape) for layer, shape in shapes)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the overhead run's images
+    engine.warm_up()  # as `serve` does before it says it is ready
+    overhead_s = measure_overhead(engine)
     return {
         "size": f"{width}x{height}",
         "preset": preset,
@@ -99,4 +157,5 @@ def run_bench(weights: str, width: int, height: int, preset: str, evaluations: i
         "ratio_to_limit": round(s_per_eval / limit, 3),
         "peak_rss_mb": round(peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20, 1),
         "load_s": round(load_s, 2),
+        "overhead_s": round(overhead_s, 3),
     }

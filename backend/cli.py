@@ -118,8 +118,9 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
+    traced_s = engine.warm_up()
     print(f"Deep Dream backend ready on {server.endpoint} (VGG16, {engine.weights.name} weights, {engine.device}, "
-          f"loaded in {engine.load_s:.1f} s)", flush=True)
+          f"loaded in {engine.load_s:.1f} s, presets traced in {traced_s:.1f} s)", flush=True)
     server.serve()
     print("Deep Dream backend stopped", flush=True)
     return 0

@@ -80,6 +80,14 @@ class Engine:
         except PresetError as exc:
             raise protocol.ProtocolError(exc.code, str(exc), job) from None
 
+    def warm_up(self, size: int = 32) -> float:
+        """Trace the loss of every known preset once, so no first request waits for it; seconds taken."""
+        started = time.perf_counter()
+        x = np.zeros((size, size, 3), np.float32)
+        for settings in self.presets().values():
+            self.loss_for(settings)(x)
+        return time.perf_counter() - started
+
     def loss_for(self, settings: Preset) -> LossAndGradient:
         layers = tuple(settings.features)
         if layers not in self._losses:

@@ -73,9 +73,9 @@ def load_vgg16(weights: Weights) -> keras.Model:
             return keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=(None, None, 3))
         except Exception as exc:  # Keras raises bare Exceptions for failed downloads
             raise WeightsError(
-                f"cannot download the VGG16 ImageNet weights ({exc}). Connect to the internet once and run "
-                f"`python -m backend presets --weights imagenet`, or copy {IMAGENET_FILE} to "
-                f"{imagenet_cache_path()}, or use --weights hed (bundled, works offline)"
+                f"cannot download the VGG16 ImageNet weights ({exc}). Start the backend once with "
+                f"--weights imagenet while online (Keras downloads and caches them), or copy {IMAGENET_FILE} "
+                f"to {imagenet_cache_path()}, or use --weights hed (bundled, works offline)"
             ) from None
     model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
     assert weights.path is not None

@@ -1,0 +1,64 @@
+"""The command line, run as users run it: `python -m backend …` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import ROOT, structured_image
+
+
+def backend(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "backend", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_dream_writes_every_iteration_keeping_alpha(tmp_path):
+    source = tmp_path / "in.png"
+    rgba = structured_image(40, 30, channels=4)
+    Image.fromarray(rgba).save(source)
+    result = backend("dream", str(source), str(tmp_path / "out" / "cat"), "--iterations", "2", "--weights", "hed",
+                     "--seed", "3", "--preset", "doggos")
+    assert result.returncode == 0, result.stderr
+    outputs = [tmp_path / "out" / f"cat_at_iteration_{i}.png" for i in range(2)]
+    images = [np.asarray(Image.open(path)) for path in outputs]
+    for image in images:
+        assert image.shape == (30, 40, 4)
+        np.testing.assert_array_equal(image[..., 3], rgba[..., 3])
+    assert not np.array_equal(images[0][..., :3], rgba[..., :3])
+    assert "iteration 1/2" in result.stderr and "iteration 2/2" in result.stderr and "seed 3" in result.stderr
+    assert not (tmp_path / "out" / "cat_at_iteration_2.png").exists()
+
+
+def test_dream_reports_bad_input_clearly(tmp_path):
+    missing = backend("dream", str(tmp_path / "nope.png"), str(tmp_path / "x"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    source = tmp_path / "in.png"
+    Image.fromarray(structured_image(8, 8)).save(source)
+    unknown = backend("dream", str(source), str(tmp_path / "x"), "--preset", "nightmare", "--weights", "hed")
+    assert unknown.returncode == 1 and "unknown preset 'nightmare'" in unknown.stderr and "doggos" in unknown.stderr
+    zero = backend("dream", str(source), str(tmp_path / "x"), "--iterations", "0")
+    assert zero.returncode == 2 and "at least 1" in zero.stderr
+
+
+def test_presets_prints_json_with_the_users_own(tmp_path):
+    user = tmp_path / "presets.json"
+    user.write_text(json.dumps({"mine": {"features": {"block3_conv1": 0.1}}}))
+    result = backend("presets", "--presets", str(user))
+    presets = json.loads(result.stdout)
+    assert set(presets) == {"acid", "doggos", "mine"}
+    assert presets["mine"] == {"features": {"block3_conv1": 0.1}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0}
+    user.write_text(json.dumps({"broken": {"features": {"block0_conv9": 1}}}))
+    broken = backend("presets", "--presets", str(user))
+    assert broken.returncode == 1 and "block0_conv9" in broken.stderr and str(user) in broken.stderr
+
+
+def test_help_names_every_command():
+    result = backend("--help")
+    assert result.returncode == 0
+    for command in ("serve", "dream", "presets", "bench"):
+        assert command in result.stdout

@@ -75,7 +75,10 @@ EOF
 # ----------------------------------------------------------------------------------------------
 # Small helpers
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+# Messages go to the stderr the script was started with, even while a build step has its
+# output redirected to the build log (a trap can fire inside such a redirection).
+exec {MSG_FD}>&2
+log() { printf '%s: %s\n' "$PROG" "$*" >&"$MSG_FD"; }
 die() { log "error: $*"; exit 1; }
 
 now_ns() { date +%s%N; }
@@ -344,7 +347,7 @@ cleanup_build() {
         safe_rmtree "$BUILD_TMP" || true
         if [[ -n $BUILD_LOG && -r $BUILD_LOG ]]; then
             log "last lines of $BUILD_LOG:"
-            tail -n 25 "$BUILD_LOG" >&2 || true
+            tail -n 25 "$BUILD_LOG" >&"$MSG_FD" || true
         fi
     fi
 }
@@ -410,7 +413,7 @@ root_status() {
     local r=$1 gimp missing
     [[ -d $r ]] || { echo "does not exist"; return 1; }
     gimp=$(find_gimp_console "$r") || { echo "no gimp-console binary"; return 1; }
-    missing=$(missing_packages "$r/var/lib/dpkg" | tr '\n' ' ')
+    missing=$(missing_packages "$r/var/lib/dpkg" | paste -sd ' ')
     [[ -z $missing ]] || { echo "missing packages: $missing"; return 1; }
     # gimp-console --version needs neither /proc nor /dev, so this works without mounting.
     if (( EUID == 0 )); then
@@ -446,7 +449,7 @@ ensure() {
         return 0
     fi
     require_root_user
-    log "root $ROOT not usable ($why); building it"
+    log "root $ROOT not usable: $why"
     if host_is_trixie_or_newer; then
         log "hint: this host is Debian 13+; 'apt-get install ${PACKAGES[*]}' would avoid the chroot"
     fi
@@ -481,8 +484,11 @@ ensure() {
     if [[ -e $ROOT ]]; then
         # A complete-looking root that lost packages (or an older package list): repair in place,
         # which is much faster than a rebuild. Needs the mounts, so it must not be in use.
-        [[ -z $(mounts_under "$ROOT") ]] \
-            || die "$ROOT is in use (mounted); finish the running commands or run '$PROG umount'"
+        local mutexfd usersfd
+        exec {mutexfd}>"$ROOT.mount.lock" {usersfd}>"$ROOT.users.lock"
+        flock -x "$mutexfd"
+        flock -x -n "$usersfd" \
+            || die "$ROOT is in use by a '$PROG run'; let it finish, then retry"
         BUILD_LOG=$ROOT.build.log
         : >"$BUILD_LOG"
         log "repairing $ROOT in place (log: $BUILD_LOG) ..."
@@ -490,7 +496,7 @@ ensure() {
         if install_packages "$ROOT" && why=$(root_status "$ROOT"); then
             trap - EXIT
             log "repaired $ROOT in $(elapsed "$t0")"
-            exec {lockfd}>&-
+            exec {lockfd}>&- {mutexfd}>&- {usersfd}>&-
             return 0
         fi
         umount_all "$ROOT" || die "could not unmount $ROOT"
@@ -501,6 +507,7 @@ ensure() {
         mv -T -- "$ROOT" "$old"
         build_root
         safe_rmtree "$old"
+        exec {mutexfd}>&- {usersfd}>&-
     else
         build_root
     fi
@@ -510,15 +517,32 @@ ensure() {
 # ----------------------------------------------------------------------------------------------
 # run / umount
 
-MOUNT_LOCKFD=
-# Unmount unless another `run` still holds the shared lock; the last one out unmounts.
+# Concurrent runs share one set of mounts. Two lock files next to the root:
+#   ROOT.mount.lock  mutex, held only briefly while deciding to mount or unmount;
+#   ROOT.users.lock  every active `run` holds a shared lock on it while its command runs.
+# On exit a run takes the mutex and tries to get the users lock exclusively: if that works it
+# is the last user and unmounts, otherwise it leaves the mounts to the others.
+MUTEX_FD=
+USERS_FD=
+acquire_mounts() {
+    exec {MUTEX_FD}>"$ROOT.mount.lock"
+    exec {USERS_FD}>"$ROOT.users.lock"
+    flock -x "$MUTEX_FD"
+    mount_chroot_fs "$ROOT"
+    flock -s "$USERS_FD"    # never blocks: exclusive holders also hold the mutex, which we have
+    flock -u "$MUTEX_FD"
+}
+
 release_mounts() {
-    [[ -n $MOUNT_LOCKFD ]] || return 0
-    if flock -x -n "$MOUNT_LOCKFD"; then
+    [[ -n $USERS_FD ]] || return 0
+    flock -x "$MUTEX_FD"
+    if flock -x -n "$USERS_FD"; then
         umount_all "$ROOT" || log "warning: could not unmount everything under $ROOT"
     fi
-    exec {MOUNT_LOCKFD}>&-
-    MOUNT_LOCKFD=
+    exec {USERS_FD}>&-
+    USERS_FD=
+    exec {MUTEX_FD}>&-
+    MUTEX_FD=
 }
 
 cmd_run() {
@@ -526,29 +550,22 @@ cmd_run() {
     ensure quiet
     if native_mode; then
         build_env "$HOME"
-        exec env -i "${CMD_ENV[@]}" "$@"
+        exec env -i "${CMD_ENV[@]}" "$@" {MSG_FD}>&-
     fi
     require_root_user
     build_env /root
 
-    # Concurrent runs share the mounts: each holds a shared lock while its command runs, mounting
-    # happens under the exclusive lock, and whoever can take the exclusive lock at the end is the
-    # last user and unmounts. flock's shared<->exclusive switch is not atomic, so re-check the
-    # mounts after getting the shared lock.
-    exec {MOUNT_LOCKFD}>"$ROOT.mount.lock"
     trap release_mounts EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     trap 'exit 129' HUP
-    while :; do
-        flock -x "$MOUNT_LOCKFD"
-        mount_chroot_fs "$ROOT"
-        flock -s "$MOUNT_LOCKFD"
-        chroot_fs_mounted "$ROOT" && break
-    done
+    acquire_mounts
 
     local rc=0
-    chroot "$ROOT" /usr/bin/env -i "${CMD_ENV[@]}" "$@" || rc=$?
+    # The lock fds are closed for the command: a process it leaves running in the background
+    # must not keep the root "in use" forever after this run has finished.
+    chroot "$ROOT" /usr/bin/env -i "${CMD_ENV[@]}" "$@" \
+        {USERS_FD}>&- {MUTEX_FD}>&- {MSG_FD}>&- || rc=$?
     release_mounts
     trap - EXIT
     return "$rc"
@@ -558,11 +575,11 @@ cmd_umount() {
     native_mode && { log "native mode: nothing is mounted"; return 0; }
     require_sane_root
     require_root_user
-    local lockfd d rc=0
-    if [[ -e $ROOT.mount.lock ]]; then
-        exec {lockfd}>"$ROOT.mount.lock"
-        flock -x -n "$lockfd" || log "warning: a '$PROG run' is still active; unmounting anyway"
-    fi
+    local mutexfd usersfd d rc=0
+    mkdir -p -- "$(dirname -- "$ROOT")"
+    exec {mutexfd}>"$ROOT.mount.lock" {usersfd}>"$ROOT.users.lock"
+    flock -x "$mutexfd"
+    flock -x -n "$usersfd" || log "warning: a '$PROG run' is still active; unmounting anyway"
     for d in "$ROOT" "$ROOT".tmp.* "$ROOT".old.*; do
         [[ -e $d ]] || continue
         umount_all "$d" || rc=1

@@ -1,0 +1,78 @@
+"""The presets the plug-in's `preset` argument offers, and the endpoint it talks to by default.
+
+A GIMP choice argument only takes the names it was registered with, and GIMP checks a script's value
+against the list it registered. So the plug-in registers its procedure at every GIMP start (not once per
+installation) with every name it can find then: the built-ins, the user's presets file and a running
+backend's presets. The backend owns the presets: run() checks the chosen name against its list.
+
+Standard library only; pyzmq is imported only when a backend is asked, so a missing pyzmq still
+registers the plug-in (with the names found without it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from wire import protocol
+
+BUILTIN_PRESETS = ("acid", "doggos")
+DEFAULT_PRESET = "doggos"
+ENDPOINT_VARIABLE = "DEEP_DREAM_ENDPOINT"  # the default endpoint, for a backend elsewhere (and for tests)
+FETCH_TIMEOUT_S = 1.0  # GIMP waits for the registration: never longer than this for a backend
+PRESETS_FILE = "presets.json"
+
+
+def default_endpoint() -> str:
+    return os.environ.get(ENDPOINT_VARIABLE) or protocol.DEFAULT_ENDPOINT
+
+
+def user_presets_file() -> Path:
+    """The backend's default user presets file: mirrors backend/core/presets.py (a test keeps them equal)."""
+    if override := os.environ.get("DEEP_DREAM_CONFIG_DIR"):
+        folder = Path(override)
+    elif sys.platform == "win32":
+        folder = Path(os.environ.get("APPDATA", Path.home())) / "deep-dream-gimp"
+    elif sys.platform == "darwin":
+        folder = Path.home() / "Library" / "Application Support" / "deep-dream-gimp"
+    else:
+        folder = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "deep-dream-gimp"
+    return folder / PRESETS_FILE
+
+
+def file_preset_names(path: Path) -> list[str]:
+    """The preset names in a user presets file; none when it is missing or broken (the backend reports that)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [name for name in data if isinstance(name, str)] if isinstance(data, dict) else []
+
+
+def backend_preset_names(endpoint: str, timeout: float = FETCH_TIMEOUT_S) -> list[str]:
+    """The presets of a backend running at the endpoint, asked with a short time-out; none if there is none."""
+    try:
+        from wire.client import Client, is_listening
+
+        if not is_listening(endpoint, timeout / 2):
+            return []
+        with Client(endpoint) as client:
+            presets = client.presets(timeout / 2)
+    except Exception:  # no pyzmq, no backend, a bad endpoint: registration must go on regardless
+        return []
+    return [name for name in presets if isinstance(name, str)] if isinstance(presets, dict) else []
+
+
+def preset_names(endpoint: str) -> list[str]:
+    """Every preset name to offer: the built-ins first, then the user's and the backend's, sorted."""
+    found = set(file_preset_names(user_presets_file())) | set(backend_preset_names(endpoint))
+    return list(BUILTIN_PRESETS) + sorted(found - set(BUILTIN_PRESETS))
+
+
+def unknown_preset(name: str, known: Iterable[str]) -> str | None:
+    """The message for a preset the backend doesn't know, None when it knows it."""
+    known = sorted(known)
+    return None if name in known else f"unknown preset {name!r}; known: {', '.join(known)}"

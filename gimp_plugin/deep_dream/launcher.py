@@ -1,0 +1,157 @@
+"""Finding the backend, or starting it: hello at the endpoint, else the command install.py recorded.
+
+install.py writes backend.json next to the plug-in: {"command": [python, "-m", "backend", "serve"], "cwd": repo}.
+The backend is started detached (its own session, no inherited stdin, output to a log file in the user's
+cache folder), so it outlives the plug-in and serves later runs without loading VGG16 again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from wire.client import Client, NotListening, is_listening
+
+LAUNCH_FILE = "backend.json"
+START_MESSAGE = "Starting the Deep Dream backend (loading VGG16)…"
+START_TIMEOUT_S = 120.0
+HELLO_TIMEOUT_S = 5.0
+POLL_S = 0.25
+LOG_TAIL_LINES = 6
+LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0", "*")
+
+
+class LaunchError(Exception):
+    """The backend could not be started; the message says why and what to do."""
+
+
+class Stopped(Exception):
+    """The user stopped the run while the backend was starting."""
+
+
+@dataclass(frozen=True)
+class LaunchCommand:
+    command: list[str]
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class Backend:
+    hello: dict
+    started: subprocess.Popen | None  # the process this plug-in started, None when one was running
+
+
+def read_launch_file(path: Path) -> LaunchCommand:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LaunchError(f"{path} is missing, so the backend cannot be started: run install.py again") from None
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"{path} is unreadable ({exc}): run install.py again") from None
+    command = data.get("command") if isinstance(data, dict) else None
+    if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
+        raise LaunchError(f'{path} has no "command" list: run install.py again')
+    cwd = data.get("cwd")
+    return LaunchCommand(command, cwd if isinstance(cwd, str) else None)
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for this product (where the backend's log goes)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "deep-dream-gimp"
+
+
+def log_file() -> Path:
+    return cache_dir() / "backend.log"
+
+
+def is_local(endpoint: str) -> bool:
+    """Whether a backend for this TCP endpoint can be started on this machine."""
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = urlsplit(endpoint).hostname or ""
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def start_backend(launch: LaunchCommand, endpoint: str, log: Path) -> subprocess.Popen:
+    """Start `command --bind ENDPOINT` detached from the plug-in, appending its output to the log."""
+    command = [*launch.command, "--bind", endpoint]
+    if launch.cwd is not None and not Path(launch.cwd).is_dir():
+        raise LaunchError(f"cannot start the Deep Dream backend: its folder {launch.cwd} does not exist; "
+                          "run install.py again")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    detach: dict = {"start_new_session": True}
+    if sys.platform == "win32":
+        detach = {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+    with log.open("ab") as output:
+        output.write(f"\n---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
+        output.flush()
+        try:
+            return subprocess.Popen(command, cwd=launch.cwd, stdin=subprocess.DEVNULL, stdout=output,
+                                    stderr=subprocess.STDOUT, close_fds=True, **detach)
+        except OSError as exc:
+            raise LaunchError(f"cannot start the Deep Dream backend with {command[0]}: {exc.strerror or exc}. "
+                              "Run install.py again, or start it yourself: python -m backend serve "
+                              f"--bind {endpoint}") from None
+
+
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+def connect(
+    client: Client,
+    launch_file: Path,
+    on_status: Callable[[str], None] = lambda text: None,
+    pause: Callable[[float], bool] | None = None,
+    timeout: float = START_TIMEOUT_S,
+    log: Path | None = None,
+) -> Backend:
+    """The backend at the client's endpoint, started first if nothing listens there.
+
+    `pause(seconds)` waits (an interactive caller keeps its window alive meanwhile) and returns False when
+    the user wants to stop. BackendError passes through: something else on the port, another protocol.
+    """
+    try:
+        return Backend(client.hello(HELLO_TIMEOUT_S), None)
+    except NotListening:
+        if not is_local(client.endpoint):
+            raise
+    log = log or log_file()
+    pause = pause or _sleep
+    process = start_backend(read_launch_file(launch_file), client.endpoint, log)
+    on_status(START_MESSAGE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_listening(client.endpoint, POLL_S):  # first: another run's backend may have won the port
+            return Backend(client.hello(HELLO_TIMEOUT_S), process)
+        status = process.poll()
+        if status is not None:
+            tail = log_tail(log)
+            raise LaunchError(f"the Deep Dream backend exited during start-up (exit status {status}); "
+                              f"see {log}" + (f":\n{tail}" if tail else ""))
+        if not pause(POLL_S):
+            raise Stopped("stopped while the backend was starting (it goes on starting in the background)")
+    raise LaunchError(f"the Deep Dream backend did not answer within {timeout:g} s of starting; it may still be "
+                      f"loading: try again in a minute, or see {log}")

@@ -1,0 +1,23 @@
+"""What a dream leaves in the image: which iterations become layers, and their names. Standard library only."""
+
+from __future__ import annotations
+
+
+def is_kept(number: int, iterations: int, keep_every: int) -> bool:
+    """Whether iteration `number` (1-based) becomes a layer: every keep_every-th, and always the last."""
+    if keep_every < 1:
+        raise ValueError(f"keep_every must be at least 1, got {keep_every}")
+    return number % keep_every == 0 or number == iterations
+
+
+def kept_iterations(iterations: int, keep_every: int) -> list[int]:
+    """The 1-based iterations that become layers, e.g. 5 iterations keeping every 2nd → [2, 4, 5]."""
+    return [number for number in range(1, iterations + 1) if is_kept(number, iterations, keep_every)]
+
+
+def group_name(preset: str) -> str:
+    return f"Deep Dream · {preset}"
+
+
+def layer_name(preset: str, number: int) -> str:
+    return f"{preset} · iteration {number}"

@@ -1,0 +1,277 @@
+"""Acceptance tests in a real GIMP 3 against a real backend, over real ZeroMQ.
+
+GIMP 3.0 runs in the Debian 13 chroot of tools/gimp3_root.sh (or natively on Debian 13+). One GIMP start
+runs every scenario: tests/gimp/batch_scenarios.py, fed to gimp-console's python-fu-eval on stdin, calls
+python-fu-deep-dream non-interactively and writes a JSON report (statuses, messages, layer trees, pixels
+of the saved and reloaded XCF files); each test here judges one scenario. Skipped without GIMP 3, unless
+CI=true: then that is a failure.
+
+Backends run on the host (the chroot shares the network). The plug-in inside the chroot sees the host's
+processes too, which lets one scenario kill a backend in the middle of a dream.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, BackendProcess, free_endpoint
+
+TOOL = ROOT / "tools" / "gimp3_root.sh"
+BATCH = Path(__file__).with_name("batch_scenarios.py")
+GIMP_TIMEOUT_S = 600
+KILL_AFTER_S = 5.0  # a few layers in (one every ~0.1 s), long before the 200th
+BACKEND_STOPPED = "the backend stopped during the dream; the layers received so far are kept"
+PASS_ENV = ("GIMP3_DIRECTORY", "GIMP3_CACHEDIR", "DEEP_DREAM_ENDPOINT", "DEEP_DREAM_CONFIG_DIR", "XDG_CACHE_HOME",
+            "DD_TEST_CONFIG")
+
+
+def unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"GIMP 3 is required when CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def gimp_root() -> Path:
+    """The root GIMP 3 runs in ("/" when native), after checking that gimp-console-3.0 starts there."""
+    if not TOOL.exists():
+        unavailable(f"{TOOL} is missing")
+    found = subprocess.run([str(TOOL), "path"], capture_output=True, text=True, timeout=1800)
+    if found.returncode != 0:
+        unavailable(f"no GIMP 3 root: {found.stderr.strip()[-500:]}")
+    version = subprocess.run([str(TOOL), "run", "--", "gimp-console-3.0", "--version"], capture_output=True,
+                             text=True, timeout=300)
+    if "version 3.0" not in version.stdout:
+        unavailable(f"gimp-console-3.0 does not run: {version.stdout.strip()} {version.stderr.strip()[-500:]}")
+    return Path(found.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def gimp_run(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two backends (one to be killed), a silent TCP server, a fresh profile with the plug-in, one GIMP run."""
+    work = Path(tempfile.mkdtemp(prefix="deep-dream-gimp-test-", dir=gimp_root / "tmp"))
+    inside = "/" + str(work.relative_to(gimp_root))  # the same folder as GIMP sees it
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts connections; nobody ever answers
+    with ThreadPoolExecutor(2) as pool:
+        starting = [pool.submit(BackendProcess, tmp_path_factory.mktemp(name)) for name in ("main", "doomed")]
+        backends = [future.result() for future in starting]
+    backend, doomed = backends
+    try:
+        (work / "config").mkdir()
+        # The user's presets file: "ghost" is offered by the plug-in, but this backend reads another file.
+        (work / "config" / "presets.json").write_text(json.dumps({"ghost": {"features": {"block1_conv1": 1.0}}}))
+        subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(work / "profile"), "--skip-backend",
+                        "--no-dream"], check=True, capture_output=True, cwd=ROOT)
+        config = {
+            "out": inside,
+            "endpoint": backend.endpoint,
+            "foreign": f"tcp://127.0.0.1:{silent.getsockname()[1]}",
+            "vacant": free_endpoint(),
+            "native": str(gimp_root) == "/",
+            "doomed_endpoint": doomed.endpoint,
+            "doomed_pid": doomed.process.pid,
+            "kill_after": KILL_AFTER_S,
+        }
+        (work / "config.json").write_text(json.dumps(config))
+        env = dict(os.environ, GIMP3_PASS_ENV=" ".join(PASS_ENV), GIMP3_DIRECTORY=f"{inside}/profile",
+                   GIMP3_CACHEDIR=f"{inside}/cache", DEEP_DREAM_ENDPOINT=backend.endpoint,
+                   DEEP_DREAM_CONFIG_DIR=f"{inside}/config", XDG_CACHE_HOME=f"{inside}/xdg-cache",
+                   DD_TEST_CONFIG=f"{inside}/config.json")
+        gimp = subprocess.run(
+            [str(TOOL), "run", "--", "gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
+             "-b", "-", "--quit"],
+            input=BATCH.read_text(), capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
+        )
+        output = gimp.stdout + gimp.stderr
+        report_file = work / "report.json"
+        assert gimp.returncode == 0 and report_file.exists(), f"GIMP failed ({gimp.returncode}):\n{output[-6000:]}"
+        report = json.loads(report_file.read_text())
+        log = work / "xdg-cache" / "deep-dream-gimp" / "backend.log"
+        yield {"report": report, "output": output, "backend_log": log.read_text() if log.exists() else "",
+               "config": config, "doomed_exit": doomed.process.wait(timeout=30)}
+    finally:
+        silent.close()
+        backend.stop()
+        if doomed.process.poll() is None:
+            doomed.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scenario(gimp_run: dict[str, Any], name: str) -> dict[str, Any]:
+    result = gimp_run["report"]["scenarios"][name]
+    assert "exception" not in result, result.get("exception")
+    return result
+
+
+def pixels(encoded: str, width: int, height: int) -> np.ndarray:
+    data = np.frombuffer(base64.b64decode(encoded), dtype=np.uint8)
+    return data.reshape(height, width, -1)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(np.float64).ravel(), b.astype(np.float64).ravel())[0, 1])
+
+
+def assert_lines_up(dreamt: np.ndarray, source: np.ndarray) -> None:
+    """The least-dreamt layer must look like the source, not like the source flipped or with channels swapped."""
+    straight = correlation(dreamt, source)
+    wrong = {"rows flipped": source[::-1], "columns flipped": source[:, ::-1]}
+    if source.shape[2] >= 3:
+        wrong["red and blue swapped"] = source[..., [2, 1, 0]]
+    assert straight > 0.6, f"correlation with the source only {straight:.3f}"
+    for what, image in wrong.items():
+        other = correlation(dreamt, image)
+        assert straight > other + 0.3, f"correlation {straight:.3f} straight but {other:.3f} with {what}"
+
+
+def assert_all_differ(images: dict[str, np.ndarray], source: np.ndarray) -> None:
+    for name, image in images.items():
+        assert np.abs(image.astype(int) - source.astype(int)).mean() > 0.5, f"{name} is the source"
+    for first, second in itertools.combinations(images, 2):
+        assert not np.array_equal(images[first], images[second]), f"{first} and {second} are the same"
+
+
+def find(tree: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(item for item in tree if item["name"] == name)
+
+
+# ---- registration --------------------------------------------------------------------------------
+
+
+def test_procedure_registration(gimp_run):
+    registration = scenario(gimp_run, "registration")
+    assert registration["arguments"] == ["run-mode", "image", "drawables", "preset", "iterations", "keep-every",
+                                         "max-size", "seed", "endpoint"]
+    # built-ins first, then the user's file ("ghost") and the running backend's presets file ("tiny")
+    assert registration["presets"] == ["acid", "doggos", "ghost", "tiny"]
+    assert registration["preset_default"] == "doggos"
+    assert registration["ints"]["iterations"] == [1, 200, 10]
+    assert registration["ints"]["keep-every"][0::2] == [1, 1]
+    assert registration["ints"]["max-size"][0::2] == [0, 0]
+    assert registration["ints"]["seed"][0::2] == [0, 0]
+    assert registration["endpoint_default"] == gimp_run["config"]["endpoint"]  # DEEP_DREAM_ENDPOINT
+    assert registration["menu_label"] == "Deep _Dream…"
+    assert registration["menu_paths"] == ["<Image>/Filters/Artistic"]
+    assert registration["image_types"] == "RGB*, GRAY*"
+
+
+# ---- dreams that work ------------------------------------------------------------------------------
+
+
+def test_keep_every_gives_a_group_above_the_source(gimp_run):
+    result = scenario(gimp_run, "rgb_keep_every")
+    assert (result["status"], result["message"]) == ("success", None)
+    folder = find(result["tree"], "folder")
+    assert [child["name"] for child in folder["children"]] == ["upper", "Deep Dream · tiny", "source", "lower"]
+    group = find(folder["children"], "Deep Dream · tiny")
+    # iterations 5, keep every 2: iterations 2, 4 and the last; newest on top
+    assert [layer["name"] for layer in group["children"]] == [f"tiny · iteration {n}" for n in (5, 4, 2)]
+    for layer in group["children"]:
+        assert (layer["size"], layer["offsets"], layer["type"]) == ([64, 48], [0, 0], "rgba-image")
+        assert not layer["mask"]
+
+
+def test_rgb_layers_line_up_and_differ(gimp_run):
+    result = scenario(gimp_run, "rgb_keep_every")
+    source = pixels(result["source"], 64, 48)
+    layers = {name: pixels(data, 64, 48) for name, data in result["layers"].items()}
+    assert len(layers) == 3
+    assert (source[..., 3] == 255).all() and all((layer[..., 3] == 255).all() for layer in layers.values())
+    assert_all_differ({name: layer[..., :3] for name, layer in layers.items()}, source[..., :3])
+    assert_lines_up(layers["tiny · iteration 2"][..., :3], source[..., :3])
+
+
+def test_the_run_is_one_undo_step(gimp_run):
+    """GIMP 3.0's PDB can neither count nor perform undo steps (only gimp-image-undo-{group-start,group-end,
+    is-enabled,enable,disable,freeze,thaw}). What can be checked: the core closes undo groups a plug-in left
+    open and says so in its output, the image's undo stays enabled, and everything the run added is inside
+    the one group (the tree test above) with the source untouched."""
+    result = scenario(gimp_run, "rgb_keep_every")
+    assert "left image undo in inconsistent state" not in gimp_run["output"]
+    assert result["undo_enabled"] and result["source_unchanged"]
+
+
+def test_selection_on_an_offset_layer_with_alpha(gimp_run):
+    result = scenario(gimp_run, "alpha_selection")
+    assert (result["status"], result["message"]) == ("success", None)
+    assert [item["name"] for item in result["tree"]] == ["Deep Dream · doggos", "source", "background"]
+    group = find(result["tree"], "Deep Dream · doggos")
+    assert [layer["name"] for layer in group["children"]] == ["doggos · iteration 2", "doggos · iteration 1"]
+    for layer in group["children"]:
+        # the selection's bounding box (20, 15, 40×30) in image coordinates, whatever the layer's offsets (7, 5)
+        assert (layer["size"], layer["offsets"], layer["type"], layer["mask"]) == ([40, 30], [20, 15],
+                                                                                   "rgba-image", True)
+    source = pixels(result["source"], 60, 50)[10:40, 13:53]  # the selection in the layer's own coordinates
+    layers = {name: pixels(data, 40, 30) for name, data in result["layers"].items()}
+    for name, layer in layers.items():
+        assert np.array_equal(layer[..., 3], source[..., 3]), f"{name}: alpha differs from the source's"
+    selection = pixels(result["selection"], 40, 30)
+    assert 0 < selection.mean() < 255  # an ellipse: partly selected
+    for name, mask in result["masks"].items():
+        assert np.array_equal(pixels(mask, 40, 30), selection), f"{name}: the mask is not the selection"
+    assert_all_differ({name: layer[..., :3] for name, layer in layers.items()}, source[..., :3])
+    assert_lines_up(layers["doggos · iteration 1"][..., :3], source[..., :3])
+
+
+def test_grey_stays_grey(gimp_run):
+    result = scenario(gimp_run, "grey")
+    assert (result["status"], result["message"]) == ("success", None)
+    assert result["base_type"] == "gray"
+    group = find(result["tree"], "Deep Dream · acid")
+    assert [layer["name"] for layer in group["children"]] == ["acid · iteration 2", "acid · iteration 1"]
+    assert all(layer["type"] == "graya-image" and layer["size"] == [48, 40] for layer in group["children"])
+    source = pixels(result["source"], 48, 40)[..., :1]
+    layers = {name: pixels(data, 48, 40)[..., :1] for name, data in result["layers"].items()}
+    assert_all_differ(layers, source)
+    assert_lines_up(layers["acid · iteration 1"], source)
+
+
+# ---- failures: a clear status and message, the image as it was ------------------------------------
+
+
+@pytest.mark.parametrize("name, status, words", [
+    ("several_drawables", "calling-error", ["select exactly one (2 are selected)"]),
+    ("group_drawable", "calling-error", ["'a group' is a layer group"]),
+    ("mask_drawable", "calling-error", ["is a layer mask"]),
+    ("channel_drawable", "calling-error", ["'a channel' is a channel"]),
+    ("unknown_preset", "execution-error", ["unknown preset 'ghost'; known: acid, doggos, tiny"]),
+    ("not_backend", "execution-error", ["does not answer as a Deep Dream backend"]),
+    ("cannot_start", "execution-error", ["cannot start the Deep Dream backend", "install.py"]),
+    ("exits_early", "execution-error", ["exited during start-up (exit status 3)", "deep-dream-gimp/backend.log",
+                                        "boom: no VGG16 here"]),
+])
+def test_failures_are_reported(gimp_run, name, status, words):
+    result = scenario(gimp_run, name)
+    assert result["status"] == status, result
+    for word in words:
+        assert word in (result["message"] or ""), result["message"]
+    assert result["unchanged"], "the image changed"
+
+
+def test_a_failed_start_is_logged(gimp_run):
+    assert "boom: no VGG16 here" in gimp_run["backend_log"]
+    assert "--bind " + gimp_run["config"]["vacant"] in gimp_run["backend_log"]
+
+
+def test_the_backend_dying_mid_dream(gimp_run):
+    result = scenario(gimp_run, "backend_dies")
+    assert gimp_run["doomed_exit"] == -9  # it was killed, by the scenario
+    assert (result["status"], result["message"]) == ("execution-error", BACKEND_STOPPED)
+    received = result["layers"]
+    assert 0 < len(received) < 200
+    assert received == [f"tiny · iteration {n}" for n in range(len(received), 0, -1)]
+    assert result["seconds"] < KILL_AFTER_S + 15, "the plug-in took too long to notice"

@@ -1,0 +1,484 @@
+"""The GIMP plug-in's GIMP-free modules (gimp_plugin/deep_dream/), tested on the host with the repo's venv.
+
+Real processes and sockets throughout: the real backend of tests/conftest.py for the dream session, real
+commands for the launcher (Python one-liners that exit, never listen, or report how they were started),
+a plain TCP socket that never answers. The one stand-in is a scripted ZeroMQ ROUTER, for backends that
+misbehave in ways the real one can't be made to (another protocol version, a reply of the wrong size).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from tests.conftest import ROOT, BackendProcess, free_endpoint, structured_image
+from wire import protocol
+from wire.client import BackendError, Client, NotListening
+
+sys.path.insert(0, str(ROOT / "gimp_plugin" / "deep_dream"))
+
+import choices  # noqa: E402
+import launcher  # noqa: E402
+import layers  # noqa: E402
+import session  # noqa: E402
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+
+class ScriptedBackend:
+    """A ZeroMQ ROUTER that answers each request type with scripted messages (the job id filled in)."""
+
+    def __init__(self, replies: dict[str, list[tuple[dict[str, Any], bytes | None]]]) -> None:
+        self.replies = replies
+        self.received: list[str] = []
+        self.endpoint = free_endpoint()
+        self._stop = threading.Event()
+        self._bound = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        self._bound.wait(5)
+
+    def _serve(self) -> None:
+        router = zmq.Context.instance().socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.bind(self.endpoint)
+        self._bound.set()
+        try:
+            while not self._stop.is_set():
+                if not router.poll(50):
+                    continue
+                client, *frames = router.recv_multipart()
+                header, _ = protocol.decode(frames)
+                self.received.append(header["type"])
+                for reply, pixels in self.replies.get(header["type"], []):
+                    router.send_multipart([client, *protocol.encode({**reply, "job": header.get("job")}, pixels)])
+        finally:
+            router.close(linger=0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A TCP port where the kernel accepts connections but nobody ever answers: not a Deep Dream backend."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+def launch_file(tmp_path: Path, command: list[str], cwd: str | None = None) -> Path:
+    path = tmp_path / "backend.json"
+    path.write_text(json.dumps({"command": command, "cwd": cwd}))
+    return path
+
+
+def run_to_end(job: session.DreamSession, limit: float = 120.0) -> list[session.Kept]:
+    kept: list[session.Kept] = []
+    deadline = time.monotonic() + limit
+    while not job.finished:
+        assert time.monotonic() < deadline, f"the session did not finish; state {job.state}"
+        kept += job.poll(0.1)
+    return kept
+
+
+def image(width: int = 48, height: int = 40, channels: int = 3) -> bytes:
+    return structured_image(width, height, channels).tobytes()
+
+
+# ---- layers: what is kept, names --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("iterations, keep_every, kept", [
+    (5, 2, [2, 4, 5]),
+    (10, 1, list(range(1, 11))),
+    (6, 3, [3, 6]),
+    (3, 5, [3]),
+    (1, 1, [1]),
+])
+def test_kept_iterations(iterations, keep_every, kept):
+    assert layers.kept_iterations(iterations, keep_every) == kept
+    assert [n for n in range(1, iterations + 1) if layers.is_kept(n, iterations, keep_every)] == kept
+
+
+def test_keep_every_must_be_positive():
+    with pytest.raises(ValueError):
+        layers.kept_iterations(5, 0)
+
+
+def test_names():
+    assert layers.group_name("doggos") == "Deep Dream · doggos"
+    assert layers.layer_name("doggos", 3) == "doggos · iteration 3"
+
+
+# ---- choices: the presets offered at registration ------------------------------------------------
+
+
+@pytest.mark.parametrize("variables", [
+    {"DEEP_DREAM_CONFIG_DIR": "/somewhere/else"},
+    {"DEEP_DREAM_CONFIG_DIR": None, "XDG_CONFIG_HOME": "/xdg/config"},
+    {"DEEP_DREAM_CONFIG_DIR": None, "XDG_CONFIG_HOME": None, "HOME": "/home/someone"},
+])
+def test_the_user_presets_file_is_the_backends(monkeypatch, variables):
+    from backend.core.presets import PRESETS_FILE, config_dir
+
+    for name, value in variables.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert choices.user_presets_file() == config_dir() / PRESETS_FILE
+
+
+def test_presets_of_a_running_backend(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))  # no user file
+    assert choices.backend_preset_names(backend.endpoint) == ["acid", "doggos", "tiny"]
+    assert choices.preset_names(backend.endpoint) == ["acid", "doggos", "tiny"]
+
+
+def test_presets_of_the_user_file_without_a_backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "presets.json").write_text(json.dumps({"zebra": {}, "mine": {}, "acid": {}}))
+    assert choices.preset_names(free_endpoint()) == ["acid", "doggos", "mine", "zebra"]
+
+
+def test_without_file_or_backend_the_builtins_in_a_second(tmp_path, monkeypatch, silent_endpoint):
+    monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "presets.json").write_text("{not json")
+    started = time.monotonic()
+    assert choices.preset_names(silent_endpoint) == ["acid", "doggos"]
+    assert time.monotonic() - started < choices.FETCH_TIMEOUT_S + 0.5
+    assert choices.preset_names("not an endpoint") == ["acid", "doggos"]
+
+
+def test_default_endpoint(monkeypatch):
+    monkeypatch.delenv(choices.ENDPOINT_VARIABLE, raising=False)
+    assert choices.default_endpoint() == "tcp://127.0.0.1:5570"
+    monkeypatch.setenv(choices.ENDPOINT_VARIABLE, "tcp://127.0.0.1:6000")
+    assert choices.default_endpoint() == "tcp://127.0.0.1:6000"
+
+
+def test_unknown_preset_message():
+    assert choices.unknown_preset("tiny", ["doggos", "tiny"]) is None
+    message = choices.unknown_preset("ghost", ["tiny", "acid", "doggos"])
+    assert message == "unknown preset 'ghost'; known: acid, doggos, tiny"
+
+
+# ---- launcher: finding or starting the backend ------------------------------------------------------
+
+
+def test_launch_file_problems_say_what_to_do(tmp_path):
+    with pytest.raises(launcher.LaunchError, match="missing.*install.py"):
+        launcher.read_launch_file(tmp_path / "backend.json")
+    (tmp_path / "backend.json").write_text("{oops")
+    with pytest.raises(launcher.LaunchError, match="unreadable.*install.py"):
+        launcher.read_launch_file(tmp_path / "backend.json")
+    (tmp_path / "backend.json").write_text(json.dumps({"cwd": "/"}))
+    with pytest.raises(launcher.LaunchError, match='no "command"'):
+        launcher.read_launch_file(tmp_path / "backend.json")
+    command = launcher.read_launch_file(launch_file(tmp_path, ["python", "-m", "backend"], "/srv"))
+    assert command == launcher.LaunchCommand(["python", "-m", "backend"], "/srv")
+
+
+def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert launcher.log_file() == tmp_path / "deep-dream-gimp" / "backend.log"
+
+
+@pytest.mark.parametrize("endpoint, local", [
+    ("tcp://127.0.0.1:5570", True), ("tcp://localhost:5570", True), ("tcp://[::1]:5570", True),
+    ("tcp://192.0.2.1:5570", False), ("tcp://example.org:5570", False), ("ipc:///tmp/dream", False),
+])
+def test_only_local_endpoints_are_started(endpoint, local):
+    assert launcher.is_local(endpoint) is local
+
+
+def test_a_running_backend_is_used_as_it_is(backend, tmp_path):
+    statuses: list[str] = []
+    with Client(backend.endpoint) as client:
+        found = launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]), statuses.append)
+    assert found.started is None and found.hello["protocol"] == 1 and statuses == []
+
+
+def test_a_backend_of_another_protocol_is_not_replaced(tmp_path):
+    other = ScriptedBackend({"hello": [({"type": "hello", "protocol": 2}, None)]})
+    try:
+        with Client(other.endpoint) as client, pytest.raises(BackendError) as caught:
+            launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]))
+    finally:
+        other.close()
+    assert caught.value.code == "protocol" and "speaks protocol 2" in caught.value.message
+
+
+def test_something_else_on_the_port_is_not_replaced(tmp_path, silent_endpoint):
+    with Client(silent_endpoint) as client, pytest.raises(BackendError) as caught:
+        launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]))
+    assert caught.value.code == "not_backend"
+
+
+def test_a_remote_endpoint_is_not_started(tmp_path):
+    with Client("tcp://192.0.2.1:5570") as client, pytest.raises(NotListening):
+        launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]))
+
+
+def test_a_command_that_exits_early(tmp_path):
+    endpoint, log = free_endpoint(), tmp_path / "logs" / "backend.log"
+    crash = [sys.executable, "-c", "import sys; print('no VGG16 today', file=sys.stderr); sys.exit(3)"]
+    statuses: list[str] = []
+    with Client(endpoint) as client, pytest.raises(launcher.LaunchError) as caught:
+        launcher.connect(client, launch_file(tmp_path, crash), statuses.append, log=log)
+    message = str(caught.value)
+    assert "exited during start-up (exit status 3)" in message and str(log) in message
+    assert "no VGG16 today" in message and "no VGG16 today" in log.read_text()
+    assert f"--bind {endpoint}" in log.read_text()
+    assert statuses == [launcher.START_MESSAGE]
+
+
+def test_a_missing_command_or_folder(tmp_path):
+    with Client(free_endpoint()) as client:
+        with pytest.raises(launcher.LaunchError, match="cannot start the Deep Dream backend with /nonexistent/py"):
+            launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]), log=tmp_path / "log")
+        with pytest.raises(launcher.LaunchError, match="folder /nonexistent/repo does not exist"):
+            launcher.connect(client, launch_file(tmp_path, [sys.executable], "/nonexistent/repo"),
+                             log=tmp_path / "log")
+
+
+def test_a_backend_that_never_listens_times_out(tmp_path):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(3)"]
+    started = time.monotonic()
+    with Client(free_endpoint()) as client, pytest.raises(launcher.LaunchError, match="did not answer within 1 s"):
+        launcher.connect(client, launch_file(tmp_path, sleeper), timeout=1.0, log=tmp_path / "log")
+    assert time.monotonic() - started < 2.5
+
+
+def test_stop_while_starting(tmp_path):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(3)"]
+    with Client(free_endpoint()) as client, pytest.raises(launcher.Stopped):
+        launcher.connect(client, launch_file(tmp_path, sleeper), pause=lambda seconds: False, log=tmp_path / "log")
+
+
+def test_the_backend_is_started_detached(tmp_path):
+    """Its own session (GIMP's kill of the plug-in doesn't reach it), no stdin, output in the log."""
+    report = ("import os, sys; print('session', os.getsid(0), 'pid', os.getpid(), 'stdin', repr(sys.stdin.read()),"
+              " 'args', sys.argv[1:])")
+    log = tmp_path / "log"
+    process = launcher.start_backend(launcher.LaunchCommand([sys.executable, "-c", report], str(tmp_path)),
+                                     "tcp://127.0.0.1:5999", log)
+    assert process.wait(30) == 0
+    words = log.read_text().split()
+    assert words[words.index("session") + 1] == words[words.index("pid") + 1] != str(os.getsid(0))
+    assert "stdin ''" in log.read_text() and "['--bind', 'tcp://127.0.0.1:5999']" in log.read_text()
+
+
+def test_a_real_backend_is_started(tmp_path):
+    """The real thing: backend.json as install.py writes it (hed weights: no network here)."""
+    command = [sys.executable, "-m", "backend", "serve", "--weights", "hed"]
+    statuses: list[str] = []
+    with Client(free_endpoint()) as client:
+        found = launcher.connect(client, launch_file(tmp_path, command, str(ROOT)), statuses.append,
+                                 log=tmp_path / "log")
+    try:
+        assert found.started is not None and found.hello["weights"] == "hed"
+        assert statuses == [launcher.START_MESSAGE]
+    finally:
+        if found.started:
+            found.started.terminate()
+            found.started.wait(30)
+
+
+# ---- session: one dream against the real backend ---------------------------------------------------
+
+
+def test_a_whole_dream_keeps_every_kth(backend):
+    with backend.client() as client:
+        job = session.DreamSession(client, "whole", 5, 2)
+        job.submit(image(), 48, 40, 3, "tiny", 7, 0)
+        assert job.progress.status == "Sending the image to the backend…"
+        seen: list[session.Progress] = []
+        kept: list[session.Kept] = []
+        while not job.finished:
+            kept += job.poll(0.1)
+            seen.append(job.progress)
+    assert job.state is session.State.DONE and job.error is None and job.seed == 7
+    assert [k.number for k in kept] == [2, 4, 5]
+    assert all((k.width, k.height, k.channels, len(k.pixels)) == (48, 40, 3, 48 * 40 * 3) for k in kept)
+    assert kept[0].pixels != kept[1].pixels != kept[2].pixels
+    assert "Dreaming…" in {p.status for p in seen}
+    assert any(p.seconds_left is not None for p in seen)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert (job.progress.iteration, job.progress.status) == (5, "Done")
+
+
+def test_alpha_comes_back_as_sent(backend):
+    rgba = structured_image(32, 24, 4)
+    with backend.client() as client:
+        job = session.DreamSession(client, "alpha", 1, 1)
+        job.submit(rgba.tobytes(), 32, 24, 4, "tiny", 1, 0)
+        (kept,) = run_to_end(job)
+    assert kept.channels == 4 and kept.pixels[3::4] == rgba[..., 3].tobytes()
+
+
+def test_stop_mid_dream(backend):
+    with backend.client() as client:
+        job = session.DreamSession(client, "stopped", 100, 1)
+        job.submit(image(), 48, 40, 3, "tiny", 1, 0)
+        kept = []
+        while not kept:
+            kept += job.poll(0.1)
+        job.stop()
+        assert job.progress.status == "Stopping…"
+        kept += run_to_end(job, 30)
+    assert job.state is session.State.CANCELLED and job.error is None
+    assert len(kept) == 1 and job.iteration < 100
+
+
+def test_an_error_from_the_backend(backend):
+    with backend.client() as client:
+        job = session.DreamSession(client, "bad", 2, 1)
+        job.submit(image(), 48, 40, 3, "nope", None, 0)
+        assert run_to_end(job) == []
+    assert job.state is session.State.FAILED and "unknown preset 'nope'" in job.error
+
+
+def test_queued_behind_another_dream(backend):
+    with backend.client() as first, backend.client() as second:
+        ahead = session.DreamSession(first, "ahead", 50, 50)
+        ahead.submit(image(), 48, 40, 3, "tiny", 1, 0)
+        while ahead.state is not session.State.RUNNING:
+            ahead.poll(0.1)
+        behind = session.DreamSession(second, "behind", 1, 1)
+        behind.submit(image(), 48, 40, 3, "tiny", 1, 0)
+        while behind.state is session.State.SUBMITTED:
+            behind.poll(0.1)
+        assert (behind.state, behind.position) == (session.State.QUEUED, 1)
+        assert behind.progress.status == "Waiting for 1 other dream to finish…"
+        ahead.stop()
+        run_to_end(ahead, 30)
+        assert [k.number for k in run_to_end(behind)] == [1]
+    assert behind.state is session.State.DONE
+
+
+def test_a_backend_killed_mid_dream(tmp_path):
+    doomed = BackendProcess(tmp_path)
+    try:
+        with doomed.client() as client:
+            job = session.DreamSession(client, "doomed", 200, 1, liveness_interval=1.0)
+            job.submit(image(), 48, 40, 3, "tiny", 1, 0)
+            kept = []
+            while not kept:
+                kept += job.poll(0.1)
+            doomed.process.kill()
+            killed = time.monotonic()
+            kept += run_to_end(job, 30)
+    finally:
+        doomed.process.kill()
+        doomed.process.wait(30)
+    assert job.state is session.State.FAILED and job.error == session.BACKEND_STOPPED
+    assert time.monotonic() - killed < 5 and 1 <= len(kept) < 200
+
+
+def test_a_backend_that_never_accepts():
+    mute = ScriptedBackend({})
+    try:
+        with Client(mute.endpoint) as client:
+            job = session.DreamSession(client, "mute", 2, 1, accept_timeout=1.0)
+            job.submit(image(), 48, 40, 3, "tiny", None, 0)
+            run_to_end(job, 10)
+    finally:
+        mute.close()
+    assert job.state is session.State.FAILED and job.error == "the backend did not accept the dream within 1 s"
+    assert mute.received == ["dream"]
+
+
+def test_a_reply_of_the_wrong_size_fails_the_dream():
+    iteration = {"type": "iteration", "iteration": 0, "loss": 1.0, "width": 8, "height": 8, "channels": 3}
+    liar = ScriptedBackend({"dream": [({"type": "accepted", "position": 0, "seed": 1}, None),
+                                      ({"type": "started"}, None), (iteration, bytes(8 * 8 * 3))]})
+    try:
+        with Client(liar.endpoint) as client:
+            job = session.DreamSession(client, "liar", 2, 1)
+            job.submit(image(), 48, 40, 3, "tiny", None, 0)
+            assert run_to_end(job, 10) == []
+    finally:
+        liar.close()
+    assert job.state is session.State.FAILED
+    assert job.error.startswith("the backend sent iteration 1 as 8×8×3") and "48×40×3" in job.error
+
+
+def test_a_cancel_we_did_not_ask_for_is_a_failure():
+    rogue = ScriptedBackend({"dream": [({"type": "accepted", "position": 0, "seed": 1}, None),
+                                       ({"type": "cancelled"}, None)]})
+    try:
+        with Client(rogue.endpoint) as client:
+            job = session.DreamSession(client, "rogue", 2, 1)
+            job.submit(image(), 48, 40, 3, "tiny", None, 0)
+            run_to_end(job, 10)
+    finally:
+        rogue.close()
+    assert job.state is session.State.FAILED and "cancelled the dream" in job.error
+
+
+# ---- time left ------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_time_left_from_the_pace_so_far():
+    clock = FakeClock()
+    left = session.TimeLeft(4, clock)
+    assert left.seconds() is None and left.fraction() == 0.0
+    left.start()
+    clock.now += 2.0
+    left.evaluation(2)  # 1 s per evaluation, 7 per iteration guessed: 28 in all
+    assert left.seconds() == pytest.approx(26.0)
+    clock.now += 3.0
+    left.evaluation(5)
+    left.iteration_done()  # the first iteration took 5 evaluations: 20 in all, 15 to go
+    assert left.seconds() == pytest.approx(15.0) and left.fraction() == pytest.approx(0.25)
+    left.evaluation(5)
+    assert left.fraction() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (None, "estimating the time left…"), (0.2, "about 1 s left"), (42, "about 42 s left"),
+    (150, "about 2 min left"), (3 * 3600 + 20 * 60, "about 3 h 20 min left"),
+])
+def test_time_left_in_words(seconds, text):
+    assert session.describe_seconds(seconds) == text
+
+
+def test_progress_texts():
+    progress = session.Progress("Dreaming…", 3, 10, 4, -1234.56, 0.25, 90.0)
+    assert (progress.iteration_text, progress.evaluation_text, progress.loss_text, progress.time_left_text) == (
+        "Iteration 3 of 10", "Evaluation 4", "Loss -1,234.6", "about 2 min left")
+
+
+def test_the_plugin_file_is_executable_and_thin():
+    """GIMP runs it through its shebang; it may use GIMP's GI modules, the standard library and pyzmq only."""
+    plugin = ROOT / "gimp_plugin" / "deep_dream" / "deep_dream.py"
+    assert os.access(plugin, os.X_OK) and plugin.read_text().startswith("#!/usr/bin/env python3\n")
+    code = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]); "
+         "import choices, launcher, layers, session; "
+         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'tensorflow', 'gi', 'PIL')))",
+         str(ROOT / "gimp_plugin" / "deep_dream"), str(ROOT)],
+        capture_output=True, text=True, check=True)
+    assert code.stdout.strip() == "[]"

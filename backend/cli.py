@@ -87,11 +87,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     handlers = {"serve": serve, "dream": dream, "presets": presets, "bench": bench}
+    if args.command != "presets":
+        import_tensorflow_quietly()
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with native stderr closed: its C++ start-up notes (oneDNN, CPU features) print
+    before TF_CPP_MIN_LOG_LEVEL applies and mean nothing to a user. Python errors still raise."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _engine(args: argparse.Namespace, **extra: object):  # -> Engine (imports TensorFlow)
@@ -153,7 +169,7 @@ def dream(args: argparse.Namespace) -> int:
     alpha = pixels[..., 3] if has_alpha else None
     bar = ProgressBar(args.iterations)
     print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
-          f"iterations, seed {seed}", file=sys.stderr)
+          f"iteration{'s' if args.iterations != 1 else ''}, seed {seed}", file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from backend.core import imaging
-from backend.core.dream import dream
-from backend.core.loss import DreamLoss, LossAndGradient
+from backend.core.dream import LossAndGradient, dream
+from backend.core.loss import DreamLoss
 from backend.core.model import device_name, feature_model, load_vgg16, resolve_weights
 from backend.core.preprocessing import deprocess, preprocess
 from backend.core.presets import Preset, PresetError, load_presets

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import fmin_l_bfgs_b
 
-from backend.core.loss import LossAndGradient
-
 EVALUATIONS_PER_ITERATION = 7  # the seed's maxfun
+
+# x (H×W×3 float32) → (loss, ∂loss/∂x): what the loop minimises; backend/core/loss.py provides it.
+LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
 class Cancelled(Exception):

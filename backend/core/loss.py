@@ -8,13 +8,11 @@ plus dream_l2 · Σ x² / (H·W·3).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
+from backend.core.dream import LossAndGradient
 
 
 def feature_term(activations: list[tf.Tensor], coeffs: tf.Tensor) -> tf.Tensor:

@@ -80,7 +80,7 @@ def test_should_stop_cancels_before_the_next_evaluation(engine):
 
 
 def test_max_size_dreams_smaller_and_returns_the_input_size(engine):
-    rgb = structured_image(90, 60)
+    rgb = structured_image(150, 100)
     settings = engine.settings("doggos", {"features": {"block2_conv1": 0.05}})
     sizes = []
     original = engine.loss_for
@@ -91,10 +91,10 @@ def test_max_size_dreams_smaller_and_returns_the_input_size(engine):
 
     engine.loss_for = spy
     try:
-        (_, _, image), = engine.dream_rgb(rgb, settings, 1, 0, max_size=30)
+        (_, _, image), = engine.dream_rgb(rgb, settings, 1, 0, max_size=60)
     finally:
         del engine.loss_for
-    assert sizes[0] == (20, 30, 3)
+    assert sizes[0] == (40, 60, 3)
     assert image.shape == rgb.shape
 
 
@@ -104,3 +104,15 @@ def test_alpha_comes_back_unchanged():
     assert imaging.to_bytes(rgb, alpha) == rgba.tobytes()
     assert imaging.fit_within(900, 450, 0) == (900, 450)
     assert imaging.fit_within(900, 450, 300) == (300, 150)
+    assert imaging.fit_within(1, 1, 0) == (32, 32)
+    assert imaging.fit_within(5, 40, 0) == (32, 256)
+    assert imaging.fit_within(400, 100, 64) == (128, 32)  # the minimum wins over max_size
+
+
+@pytest.mark.parametrize("width, height", [(1, 1), (2, 3), (5, 40), (17, 9)])
+def test_tiny_images_dream_at_their_own_size(engine, width, height):
+    """Below 16 px VGG16's pools leave nothing: such images are dreamt on a scaled-up copy."""
+    rgb = structured_image(width, height)
+    for preset in ("doggos", "acid"):
+        (_, loss, image), = engine.dream_rgb(rgb, engine.settings(preset, {}), 1, 0)
+        assert image.shape == rgb.shape and np.isfinite(loss)

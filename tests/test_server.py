@@ -104,6 +104,13 @@ def test_max_size_returns_the_request_size(backend):
     assert (header["width"], header["height"]) == (100, 60) and len(pixels) == 100 * 60 * 3
 
 
+def test_a_one_pixel_image_dreams(backend):
+    with backend.client() as client:
+        image = dream(client, "pixel", width=1, height=1, channels=4, iterations=1, preset="doggos", params=None)
+        (header, pixels), = [e for e in events_until_end(client, "pixel") if e[0]["type"] == "iteration"]
+    assert (header["width"], header["height"]) == (1, 1) and len(pixels) == 4 and pixels[3] == image[3]
+
+
 def test_queue_positions_and_cancel_with_two_clients(backend):
     with backend.client() as first, backend.client() as second, backend.client() as third:
         dream(first, "long", width=96, height=96, iterations=200)

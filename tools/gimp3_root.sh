@@ -21,8 +21,9 @@ ROOT=${ROOT%/}
 # Everything the root must contain. gimp + python3-gi + gir1.2-gimp-3.0 give Python plug-ins and
 # python-fu-eval batch mode; python3-zmq is the plug-in <-> backend transport; xvfb + xauth run
 # the GUI without a display; x11-apps (xwd) + netpbm (xwdtopnm, pnmtopng) take PNG screenshots of
-# the virtual screen, and are much lighter than imagemagick.
-PACKAGES=(gimp python3-gi gir1.2-gimp-3.0 python3-zmq xvfb xauth x11-apps netpbm)
+# the virtual screen, and are much lighter than imagemagick; xdotool (~250 kB with libxdo3 and
+# libxtst6) finds windows and presses keys in them for the interactive GUI test.
+PACKAGES=(gimp python3-gi gir1.2-gimp-3.0 python3-zmq xvfb xauth x11-apps netpbm xdotool)
 
 # The GIMP console binary, most specific name first (3.2 also installs gimp-console-3).
 GIMP_CONSOLE_NAMES=(gimp-console-3.0 gimp-console-3 gimp-console)

@@ -1,0 +1,90 @@
+"""Runs INSIDE GIMP 3's GUI (python-fu-eval, fed on stdin): the dream that test_gimp_interactive.py stops.
+
+It opens an image in a display and runs python-fu-deep-dream the way Filters ▸ Repeat does (WITH_LAST_VALS:
+the settings come from the profile's last values, no settings dialog, but the plug-in's own progress window
+with its Stop button). The PDB call blocks until the dream ends; meanwhile the pytest side watches the
+image window's title (the active layer's name, i.e. the newest dreamt layer) and presses Stop. Then this
+script records what the run left (status, layers), saves the image to XCF, reloads it and writes a JSON
+report. Settings come from the JSON file named by $DD_TEST_CONFIG (paths inside the chroot).
+"""
+
+import json
+import os
+import time
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+PROCEDURE = "python-fu-deep-dream"
+CONFIG = json.loads(open(os.environ["DD_TEST_CONFIG"]).read())
+# With --console-messages GIMP prints its messages on stderr; the test checks this one arrives, so that it
+# knows a "left image undo in inconsistent state" message would have been seen too.
+MARKER = "deep-dream-test: GIMP messages reach the console"
+
+
+def pixels(drawable):
+    rectangle = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    return drawable.get_buffer().get(rectangle, 1.0, "R'G'B'A u8", Gegl.AbyssPolicy.NONE)
+
+
+def layers_of(image):
+    """The top-level layers' names, the dream group's children (name, size, offsets, differs from the source)."""
+    top = image.get_layers()
+    source = next((item for item in top if item.get_name() == "source"), None)
+    group = next((item for item in top if item.is_group_layer()), None)
+    children = []
+    for child in group.get_children() if group else []:
+        children.append({"name": child.get_name(), "size": [child.get_width(), child.get_height()],
+                         "offsets": list(child.get_offsets()[1:]),
+                         "differs": source is not None and pixels(child) != pixels(source)})
+    return {"top": [item.get_name() for item in top], "group": group.get_name() if group else None,
+            "children": children}
+
+
+def stopped_dream():
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CONFIG["image"]))
+    image.scale(CONFIG["width"], round(image.get_height() * CONFIG["width"] / image.get_width()))
+    image.get_layers()[0].set_name("source")
+    image.undo_disable()  # a fresh undo history: the dream's step is the only one
+    image.undo_enable()
+    Gimp.Display.new(image)
+    Gimp.displays_flush()
+    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", image.get_selected_drawables())
+    started = time.monotonic()
+    result = procedure.run(config)
+    status = result.index(0)
+    report = {
+        "status": status.value_nick,
+        "status_value": int(status),
+        "message": result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else None,
+        "seconds": round(time.monotonic() - started, 2),
+        "undo_enabled": image.undo_is_enabled(),
+        "layers": layers_of(image),
+        "size": [image.get_width(), image.get_height()],
+    }
+    path = os.path.join(CONFIG["out"], "stopped.xcf")
+    if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(path), None):
+        raise RuntimeError(f"could not save {path}")
+    image.clean_all()  # saved: nothing for --quit to ask about
+    reloaded = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
+    report["reloaded"] = layers_of(reloaded)
+    reloaded.delete()
+    return report
+
+
+report = {"gimp": Gimp.version()}
+try:
+    report.update(stopped_dream())
+except Exception:
+    report["exception"] = traceback.format_exc()
+Gimp.message(MARKER)
+with open(os.path.join(CONFIG["out"], "report.json"), "w") as handle:
+    json.dump(report, handle)

@@ -1,0 +1,227 @@
+"""The interactive path in GIMP 3's real GUI (under Xvfb): the progress window's Stop button.
+
+A real backend runs on the host; GIMP's GUI runs in the chroot of tools/gimp3_root.sh on an Xvfb screen,
+with a throw-away profile the plug-in was installed into by install.py. tests/gimp/batch_interactive.py,
+fed to the GUI's python-fu-eval, opens an image in a display and runs a 200-iteration dream the way
+Filters ▸ Repeat does (WITH_LAST_VALS): our progress window shows, no settings dialog. The image window's
+title is set (gimprc image-title-format) to show the active layer, which is the newest dreamt layer, so the
+test sees from the host, with xdotool, when layers have arrived in GIMP. Then it presses Alt+S ("_Stop") in
+the window titled "Deep Dream" and judges the batch script's report, GIMP's output and the backend's log.
+Skipped without GIMP 3 (and Xvfb, xdotool), unless CI=true: then that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.conftest import ROOT, USER_PRESETS, BackendProcess
+from tests.gimp.test_gimp_plugin import TOOL, unavailable
+from tests.gimp.test_gimp_plugin import gimp_root as shared_gimp_root
+from tools.gimp_screenshot import end, start, write_last_values, write_session
+
+gimp_root = shared_gimp_root  # the fixture: pytest finds fixtures among a test module's names
+
+BATCH = Path(__file__).with_name("batch_interactive.py")
+PRESET = "tiny"
+ITERATIONS = 200  # ~4 per second at this size on a 2-core CPU: a minute, so Stop comes long before the end
+WIDTH = 96
+WANT_LAYERS = 2  # press Stop once GIMP shows this many dreamt layers
+TITLE_FORMAT = "dd-test[%n]"  # the image window's title: the active drawable's name (the newest layer)
+LAYER_TITLE = re.compile(r"dd-test\[" + re.escape(PRESET) + r" · iteration (\d+)\]")
+PROGRESS_TITLE = "^Deep Dream$"  # our progress window (GimpUi.Dialog title=TITLE)
+START_TIMEOUT_S = 120  # GIMP's first start with a fresh profile queries every plug-in: ~7 s here
+STOP_TIMEOUT_S = 20  # from the key press to the report: the plug-in polls every 50 ms, the backend stops at once
+EXIT_TIMEOUT_S = 60
+PASS_ENV = ("DISPLAY", "GIMP3_DIRECTORY", "GIMP3_CACHEDIR", "DEEP_DREAM_ENDPOINT", "DEEP_DREAM_CONFIG_DIR",
+            "XDG_CACHE_HOME", "DD_TEST_CONFIG")
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T | None:
+    """check() until it returns something other than None (returned), for at most timeout seconds (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def in_root(*command: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TOOL), "run", "--", *command], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Screen:
+    """An Xvfb screen in the root (display number chosen by Xvfb itself: -displayfd) and xdotool on it."""
+
+    def __init__(self) -> None:
+        read, write = os.pipe()
+        answer = b""
+        try:
+            self.process = start([str(TOOL), "run", "--", "Xvfb", "-displayfd", str(write), "-screen", "0",
+                                  "1100x700x24", "-nolisten", "tcp"], pass_fds=(write,),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.close(write)
+            # Xvfb writes the number and the newline separately, and dies if the pipe is closed in between.
+            deadline = time.monotonic() + 30
+            while not answer.endswith(b"\n") and time.monotonic() < deadline:
+                ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
+                chunk = os.read(read, 32) if ready else b""
+                if not chunk:
+                    break  # Xvfb exited, or the time is up
+                answer += chunk
+        finally:
+            os.close(read)
+        number = answer.decode().strip()
+        if not answer.endswith(b"\n") or not number.isdigit():
+            end(self.process)
+            pytest.fail(f"Xvfb did not report a display number within 30 s (it said {answer!r})")
+        self.display = f":{number}"
+
+    def xdotool(self, *arguments: str) -> subprocess.CompletedProcess:
+        return in_root("xdotool", *arguments, env={"GIMP3_PASS_ENV": "DISPLAY", "DISPLAY": self.display})
+
+    def windows(self, name: str) -> dict[str, str]:
+        """Visible windows whose title matches the regular expression: {id: title}."""
+        found = self.xdotool("search", "--onlyvisible", "--name", name)
+        titles = {}
+        for window in found.stdout.split():
+            titles[window] = self.xdotool("getwindowname", window).stdout.rstrip("\n")
+        return titles
+
+    def close(self) -> None:
+        end(self.process)
+
+
+@pytest.fixture(scope="module")
+def stopped(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One GIMP GUI run: a long dream, Stop pressed once layers have arrived; what everything says after."""
+    tools = in_root("sh", "-c", "command -v Xvfb && command -v xdotool")
+    if tools.returncode != 0:
+        unavailable(f"Xvfb or xdotool missing in the GIMP 3 root (run tools/gimp3_root.sh ensure): {tools.stdout}")
+    work = Path(tempfile.mkdtemp(prefix="deep-dream-gimp-gui-", dir=gimp_root / "tmp"))
+    inside = "/" + str(work.relative_to(gimp_root))  # the same folder as GIMP sees it
+    screen = backend = gimp = None
+    try:
+        screen = Screen()
+        backend = BackendProcess(tmp_path_factory.mktemp("gui-backend"))
+        profile = work / "profile"
+        subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(profile), "--skip-backend",
+                        "--no-dream"], check=True, capture_output=True, cwd=ROOT)
+        (profile / "gimprc").write_text(f'(show-welcome-dialog no)\n(image-title-format "{TITLE_FORMAT}")\n')
+        write_session(profile)
+        write_last_values(profile, {"preset": PRESET, "iterations": ITERATIONS, "keep-every": 1, "max-size": 0,
+                                    "seed": 1, "endpoint": backend.endpoint})
+        (work / "config").mkdir()
+        (work / "config" / "presets.json").write_text(json.dumps(USER_PRESETS))
+        shutil.copy(ROOT / "samples" / "chelsea.png", work / "chelsea.png")
+        (work / "config.json").write_text(json.dumps({"out": inside, "image": f"{inside}/chelsea.png",
+                                                      "width": WIDTH}))
+        env = {"GIMP3_PASS_ENV": " ".join(PASS_ENV), "DISPLAY": screen.display,
+               "GIMP3_DIRECTORY": f"{inside}/profile", "GIMP3_CACHEDIR": f"{inside}/cache",
+               "DEEP_DREAM_ENDPOINT": backend.endpoint, "DEEP_DREAM_CONFIG_DIR": f"{inside}/config",
+               "XDG_CACHE_HOME": f"{inside}/xdg-cache", "DD_TEST_CONFIG": f"{inside}/config.json"}
+        log = work / "gimp.log"
+        with log.open("w") as output:
+            gimp = start([str(TOOL), "run", "--", "gimp-3.0", "--no-splash", "--console-messages",
+                          "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"], env,
+                         stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, text=True)
+        gimp.stdin.write(BATCH.read_text())
+        gimp.stdin.close()
+        report_file = work / "report.json"
+
+        def gimp_output() -> str:
+            return log.read_text(errors="replace")[-6000:]
+
+        def layers_shown() -> int | None:
+            """The newest dreamt layer's number once it is WANT_LAYERS or more; fails if the run ended first."""
+            if report_file.exists() or gimp.poll() is not None:
+                pytest.fail(f"the dream ended before Stop could be pressed:\n{gimp_output()}")
+            numbers = [int(match.group(1)) for title in screen.windows(r"^dd-test\[").values()
+                       if (match := LAYER_TITLE.search(title))]
+            return max(numbers) if numbers and max(numbers) >= WANT_LAYERS else None
+
+        shown = wait_until(layers_shown, START_TIMEOUT_S)
+        if shown is None:
+            pytest.fail(f"GIMP showed no {WANT_LAYERS} dreamt layers within {START_TIMEOUT_S} s:\n{gimp_output()}")
+        progress = screen.windows(PROGRESS_TITLE)
+        assert len(progress) == 1, f"not exactly one progress window titled 'Deep Dream': {progress}"
+        window = next(iter(progress))
+        pressed_at = time.monotonic()
+        press = screen.xdotool("windowfocus", "--sync", window, "key", "alt+s")
+        assert press.returncode == 0, f"xdotool could not press Alt+S in the progress window: {press.stderr}"
+        if not wait_until(lambda: report_file.exists() or None, STOP_TIMEOUT_S):
+            pytest.fail(f"the dream went on for {STOP_TIMEOUT_S} s after Stop was pressed (it would have run "
+                        f"{ITERATIONS} iterations):\n{gimp_output()}")
+        stop_seconds = time.monotonic() - pressed_at
+        report = json.loads(report_file.read_text())
+        try:
+            gimp.wait(EXIT_TIMEOUT_S)  # --quit: GIMP ends after the batch script
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"GIMP did not quit within {EXIT_TIMEOUT_S} s after the batch script:\n{gimp_output()}")
+        wait_until(lambda: any(" cancelled" in line for line in backend.output) or None, 10)  # judged below
+        yield {"report": report, "output": log.read_text(errors="replace"), "backend_log": "".join(backend.output),
+               "shown": shown, "stop_seconds": stop_seconds, "gimp_exit": gimp.returncode}
+    finally:
+        end(gimp)
+        if screen is not None:
+            screen.close()
+        if backend is not None:
+            backend.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_stop_returns_cancel(stopped):
+    report = stopped["report"]
+    assert "exception" not in report, report["exception"]
+    assert (report["status"], report["status_value"]) == ("cancel", 4), report
+    assert stopped["stop_seconds"] < STOP_TIMEOUT_S
+    assert stopped["gimp_exit"] == 0, stopped["output"][-4000:]
+
+
+def test_the_layers_received_are_kept(stopped):
+    report = stopped["report"]
+    layers = report["layers"]
+    assert layers["top"] == [f"Deep Dream · {PRESET}", "source"]
+    names = [child["name"] for child in layers["children"]]
+    # at least those GIMP showed before Stop was pressed, far fewer than asked for, newest on top, none missing
+    assert stopped["shown"] <= len(names) < ITERATIONS
+    assert names == [f"{PRESET} · iteration {n}" for n in range(len(names), 0, -1)]
+    for child in layers["children"]:
+        assert (child["size"], child["offsets"]) == (report["size"], [0, 0])
+        assert child["differs"], f"{child['name']} is the source"
+
+
+def test_the_saved_image_reloads_with_those_layers(stopped):
+    report = stopped["report"]
+    assert report["reloaded"] == report["layers"]
+
+
+def test_the_backend_cancelled_the_job(stopped):
+    log = stopped["backend_log"]
+    accepted = re.findall(r"job '(\w+)' accepted", log)
+    assert len(accepted) == 1, log
+    assert f"job '{accepted[0]}' cancelled" in log, log
+    # ... because the plug-in asked: a backend also cancels a job whose client has gone away, and says so
+    assert f"client of job '{accepted[0]}' is gone" not in log, log
+
+
+def test_undo_is_left_consistent(stopped):
+    output = stopped["output"]
+    assert "deep-dream-test: GIMP messages reach the console" in output  # so the next line could see one
+    assert "left image undo in inconsistent state" not in output
+    assert stopped["report"]["undo_enabled"]

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure seconds per evaluation against the convolutions' limit",
                                 description="A benchmark (not a test): prints one JSON line.")
-    bench.add_argument("--size", default="900x450", help="WIDTHxHEIGHT (default: %(default)s, the seed's size)")
+    bench.add_argument("--size", type=_size, default="900x450",
+                       help="WIDTHxHEIGHT (default: %(default)s, the seed's size)")
     bench.add_argument("--preset", default="doggos", help="preset (default: %(default)s)")
     bench.add_argument("--evaluations", type=_positive, default=8, help="evaluations to time (default: %(default)s)")
     bench.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
@@ -74,6 +75,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 900x450, got {text!r}")
+    return int(width), int(height)
 
 
 def _non_negative(text: str) -> int:
@@ -197,6 +205,6 @@ def presets(args: argparse.Namespace) -> int:
 def bench(args: argparse.Namespace) -> int:
     from backend.bench import run_bench
 
-    width, _, height = args.size.partition("x")
-    print(json.dumps(run_bench(args.weights, int(width), int(height), args.preset, args.evaluations)), flush=True)
+    width, height = args.size
+    print(json.dumps(run_bench(args.weights, width, height, args.preset, args.evaluations)), flush=True)
     return 0

@@ -20,7 +20,7 @@ from backend.core.dream import LossAndGradient, dream
 from backend.core.loss import DreamLoss
 from backend.core.model import device_name, feature_model, load_vgg16, resolve_weights
 from backend.core.preprocessing import deprocess, preprocess
-from backend.core.presets import Preset, PresetError, load_presets
+from backend.core.presets import BUILTIN_PRESETS, Preset, PresetError, load_presets
 from wire import protocol
 
 log = logging.getLogger(__name__)
@@ -61,17 +61,20 @@ class Engine:
     def info(self) -> dict[str, Any]:
         return {"model": "vgg16", "weights": self.weights.name, "device": self.device, "max_pixels": self.max_pixels}
 
-    def presets(self) -> dict[str, Preset]:
-        """Read afresh each time, so a user's edits show without a restart; a broken file is an error."""
+    def presets(self) -> tuple[dict[str, Preset], str | None]:
+        """(presets, what is wrong with the user's file or None), read afresh each time so edits show
+        without a restart. A broken file costs only its own presets: the built-ins keep working."""
         try:
-            return load_presets(self.presets_path)
+            return load_presets(self.presets_path), None
         except PresetError as exc:
-            raise protocol.ProtocolError(exc.code, str(exc)) from None
+            return dict(BUILTIN_PRESETS), str(exc)
 
     def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Preset:
         """The preset with the request's overrides; ProtocolError for an unknown preset or layer."""
-        presets = self.presets()
+        presets, problem = self.presets()
         if preset not in presets:
+            if problem:  # the preset may well be in the file that does not load
+                raise protocol.ProtocolError(protocol.E_PRESETS_FILE, f"unknown preset {preset!r}: {problem}", job)
             raise protocol.ProtocolError(
                 protocol.E_UNKNOWN_PRESET, f"unknown preset {preset!r}; known: {', '.join(sorted(presets))}", job
             )
@@ -83,8 +86,11 @@ class Engine:
     def warm_up(self, size: int = 32) -> float:
         """Trace the loss of every known preset once, so no first request waits for it; seconds taken."""
         started = time.perf_counter()
+        presets, problem = self.presets()
+        if problem:
+            log.warning("%s", problem)
         x = np.zeros((size, size, 3), np.float32)
-        for settings in self.presets().values():
+        for settings in presets.values():
             self.loss_for(settings)(x)
         return time.perf_counter() - started
 

@@ -169,15 +169,6 @@ def test_default_endpoint(monkeypatch):
     assert choices.default_endpoint() == "tcp://127.0.0.1:6000"
 
 
-def test_unknown_preset_message():
-    assert choices.unknown_preset("tiny", ["doggos", "tiny"]) is None
-    message = choices.unknown_preset("ghost", ["tiny", "acid", "doggos"])
-    assert message == "unknown preset 'ghost'; known: acid, doggos, tiny"
-
-
-# ---- launcher: finding or starting the backend ------------------------------------------------------
-
-
 def test_launch_file_problems_say_what_to_do(tmp_path):
     with pytest.raises(launcher.LaunchError, match="missing.*install.py"):
         launcher.read_launch_file(tmp_path / "backend.json")

@@ -250,3 +250,20 @@ def test_second_backend_on_the_same_endpoint_refuses_and_sigterm_stops_cleanly(b
         assert client.hello()["protocol"] == 1
     assert own.stop() == 0
     assert any("backend stopped" in line for line in own.output)
+
+
+def test_a_presets_file_broken_while_serving_costs_only_its_own_presets(tmp_path):
+    own = BackendProcess(tmp_path)
+    try:
+        (tmp_path / "presets.json").write_text('{"tiny": {"features": {"block2_conv1": "lots"}}}')
+        with own.client() as client:
+            client.send({"type": "presets"})
+            reply, _ = client.receive(10)
+            assert set(reply["presets"]) == {"acid", "doggos"} and str(tmp_path) in reply["warning"]
+            dream(client, "mine", preset="tiny", params=None)
+            error = wait_for(client, "mine", "error")
+            assert error["code"] == "presets_file" and "'features'" in error["message"]
+            dream(client, "builtin", iterations=1)
+            assert events_until_end(client, "builtin")[-1][0]["type"] == "done"
+    finally:
+        own.stop()

@@ -40,6 +40,7 @@ E_BAD_REQUEST = "bad_request"  # a field missing, ill-typed or out of range
 E_UNKNOWN_TYPE = "unknown_type"
 E_UNKNOWN_PRESET = "unknown_preset"
 E_UNKNOWN_LAYER = "unknown_layer"
+E_PRESETS_FILE = "presets_file"  # the user's presets file does not load
 E_TOO_LARGE = "too_large"
 E_UNKNOWN_JOB = "unknown_job"
 E_DUPLICATE_JOB = "duplicate_job"

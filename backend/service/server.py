@@ -36,7 +36,7 @@ class DreamEngine(Protocol):
 
     def info(self) -> dict[str, Any]: ...
 
-    def presets(self) -> dict[str, Any]: ...
+    def presets(self) -> tuple[dict[str, Any], str | None]: ...
 
     def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Any: ...
 
@@ -131,8 +131,9 @@ class Server:
         if kind == protocol.HELLO:
             self._hello(client, header)
         elif kind == protocol.PRESETS:
-            presets = {name: preset.to_json() for name, preset in self.engine.presets().items()}
-            self._send(client, {"type": protocol.PRESETS, "presets": presets})
+            presets, problem = self.engine.presets()
+            reply = {"type": protocol.PRESETS, "presets": {name: preset.to_json() for name, preset in presets.items()}}
+            self._send(client, reply | ({"warning": problem} if problem else {}))
         elif kind == protocol.DREAM:
             self._accept(client, header, pixels)
         elif kind == protocol.CANCEL:

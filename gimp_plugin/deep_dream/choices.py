@@ -3,7 +3,7 @@
 A GIMP choice argument only takes the names it was registered with, and GIMP checks a script's value
 against the list it registered. So the plug-in registers its procedure at every GIMP start (not once per
 installation) with every name it can find then: the built-ins, the user's presets file and a running
-backend's presets. The backend owns the presets: run() checks the chosen name against its list.
+backend's presets. The backend owns the presets: it refuses a dream with a name it does not know.
 
 Standard library only; pyzmq is imported only when a backend is asked, so a missing pyzmq still
 registers the plug-in (with the names found without it).
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 from wire import protocol
@@ -70,9 +69,3 @@ def preset_names(endpoint: str) -> list[str]:
     """Every preset name to offer: the built-ins first, then the user's and the backend's, sorted."""
     found = set(file_preset_names(user_presets_file())) | set(backend_preset_names(endpoint))
     return list(BUILTIN_PRESETS) + sorted(found - set(BUILTIN_PRESETS))
-
-
-def unknown_preset(name: str, known: Iterable[str]) -> str | None:
-    """The message for a preset the backend doesn't know, None when it knows it."""
-    known = sorted(known)
-    return None if name in known else f"unknown preset {name!r}; known: {', '.join(known)}"

@@ -135,9 +135,6 @@ def dream(procedure, run_mode, image, drawables, config):
         with Client(endpoint) as client:
             progress.status(f"Connecting to the backend at {endpoint}…")
             launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status, progress.pause)
-            unknown = choices.unknown_preset(preset, client.presets())
-            if unknown:
-                return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, unknown)
             job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
             job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
                        config.get_property("max-size"))

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from backend.core.preprocessing import preprocess
 from backend.engine import Engine
+from wire import protocol
 
 REPEATS = 5  # timings per convolution for the limit; the median is taken
 # A cheap layer keeps the overhead measurement short; the overhead does not depend on the depth.
@@ -109,11 +110,11 @@ def measure_overhead(engine: Engine, sizes: tuple[tuple[int, int], ...] = ((1024
                 pixels = np.random.default_rng(job).integers(0, 256, (height, width, 4), np.uint8).tobytes()
                 sent = time.perf_counter()
                 client.dream(job, pixels, width, height, 4, "doggos", 1, params=OVERHEAD_PARAMS)
-                while (message := client.receive(600)) is not None and message[0]["type"] != "iteration":
+                while (message := client.receive(600)) is not None and message[0]["type"] != protocol.ITERATION:
                     pass
                 received = time.perf_counter()
                 overheads.append((timestamps[0][0] - sent) + (received - timestamps[-1][1]))
-                while (message := client.receive(600)) is not None and message[0]["type"] != "done":
+                while (message := client.receive(600)) is not None and message[0]["type"] != protocol.DONE:
                     pass
     finally:
         server.stop()

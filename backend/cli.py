@@ -13,8 +13,12 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wire import protocol
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, before its import
 
@@ -135,6 +139,7 @@ def serve(args: argparse.Namespace) -> int:
     from backend.service.server import Server
 
     engine = _engine(args, max_pixels=args.max_pixels)
+    traced_s = engine.warm_up()  # before binding: whoever finds the port open gets an answer at once
     try:
         server = Server(engine, args.bind, __version__)
     except zmq.ZMQError as exc:
@@ -142,7 +147,6 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
-    traced_s = engine.warm_up()
     print(f"Deep Dream backend ready on {server.endpoint} (VGG16, {engine.weights.name} weights, {engine.device}, "
           f"loaded in {engine.load_s:.1f} s, presets traced in {traced_s:.1f} s)", flush=True)
     server.serve()
@@ -156,6 +160,7 @@ def dream(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    from backend.core.dream import Diverged
     from backend.progress import ProgressBar
 
     try:
@@ -170,10 +175,9 @@ def dream(args: argparse.Namespace) -> int:
     except protocol.ProtocolError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    has_alpha = "A" in image.getbands()
-    rgba = image.convert("RGBA")
+    has_alpha = image.has_transparency_data
+    pixels = np.asarray(to_rgba8(image))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    pixels = np.asarray(rgba)
     alpha = pixels[..., 3] if has_alpha else None
     bar = ProgressBar(args.iterations)
     print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
@@ -181,13 +185,30 @@ def dream(args: argparse.Namespace) -> int:
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)
-    for index, loss, rgb in steps:
-        name = f"{args.prefix}_at_iteration_{index}.png"
-        out = np.dstack([rgb, alpha]) if alpha is not None else rgb
-        Image.fromarray(out).save(name)
-        bar.iteration(f"iteration {index + 1}/{args.iterations}: loss {loss:,.1f}, "
-                      f"{time.monotonic() - started:.1f} s → {name}")
+    try:
+        for index, loss, rgb in steps:
+            name = f"{args.prefix}_at_iteration_{index}.png"
+            out = np.dstack([rgb, alpha]) if alpha is not None else rgb
+            Image.fromarray(out).save(name)
+            bar.iteration(f"iteration {index + 1}/{args.iterations}: loss {loss:,.1f}, "
+                          f"{time.monotonic() - started:.1f} s → {name}")
+    except Diverged as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def to_rgba8(image: Image.Image) -> Image.Image:
+    """8-bit RGBA from any mode Pillow reads: 16- and 32-bit grey are scaled down, not clipped."""
+    from PIL import Image
+
+    if image.mode.startswith("I") or image.mode == "F":
+        import numpy as np
+
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(np.rint(values * 255.0 / top), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGBA")
 
 
 def presets(args: argparse.Namespace) -> int:
@@ -206,5 +227,12 @@ def bench(args: argparse.Namespace) -> int:
     from backend.bench import run_bench
 
     width, height = args.size
-    print(json.dumps(run_bench(args.weights, width, height, args.preset, args.evaluations)), flush=True)
+    from backend.core.model import WeightsError
+
+    try:
+        result = run_bench(args.weights, width, height, args.preset, args.evaluations)
+    except (protocol.ProtocolError, WeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result), flush=True)
     return 0

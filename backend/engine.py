@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from backend.core import imaging
-from backend.core.dream import LossAndGradient, dream
+from backend.core.dream import Diverged, LossAndGradient, dream
 from backend.core.loss import DreamLoss
 from backend.core.model import device_name, feature_model, load_vgg16, resolve_weights
 from backend.core.preprocessing import deprocess, preprocess
@@ -40,6 +41,8 @@ def default_max_pixels() -> int:
         return FALLBACK_MAX_PIXELS
     return int(memory * MEMORY_SHARE / BYTES_PER_PIXEL)
 
+MAX_TRACED = 16  # layer sets whose sub-model and traced loss are kept; a client can't grow this forever
+
 EvaluationCallback = Callable[[int, int, float], None]
 IterationCallback = Callable[[int, float, bytes], None]
 
@@ -54,7 +57,8 @@ class Engine:
         self.presets_path = presets_path
         self.max_pixels = max_pixels or default_max_pixels()
         self.device = device_name()
-        self._losses: dict[tuple[str, ...], DreamLoss] = {}
+        self._presets_problem: str | None = None
+        self._losses: OrderedDict[tuple[str, ...], DreamLoss] = OrderedDict()
         self.load_s = time.perf_counter() - started
         log.info("VGG16 with %s weights loaded on %s in %.1f s", self.weights.name, self.device, self.load_s)
 
@@ -65,9 +69,16 @@ class Engine:
         """(presets, what is wrong with the user's file or None), read afresh each time so edits show
         without a restart. A broken file costs only its own presets: the built-ins keep working."""
         try:
-            return load_presets(self.presets_path), None
+            presets, problem = load_presets(self.presets_path), None
         except PresetError as exc:
-            return dict(BUILTIN_PRESETS), str(exc)
+            presets, problem = dict(BUILTIN_PRESETS), str(exc)
+        if problem != self._presets_problem:  # log each new problem once, and its fix
+            if problem:
+                log.warning("%s (the built-in presets keep working)", problem)
+            else:
+                log.info("the user's presets file loads again")
+            self._presets_problem = problem
+        return presets, problem
 
     def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Preset:
         """The preset with the request's overrides; ProtocolError for an unknown preset or layer."""
@@ -86,19 +97,23 @@ class Engine:
     def warm_up(self, size: int = 32) -> float:
         """Trace the loss of every known preset once, so no first request waits for it; seconds taken."""
         started = time.perf_counter()
-        presets, problem = self.presets()
-        if problem:
-            log.warning("%s", problem)
+        presets, _ = self.presets()
         x = np.zeros((size, size, 3), np.float32)
         for settings in presets.values():
             self.loss_for(settings)(x)
         return time.perf_counter() - started
 
     def loss_for(self, settings: Preset) -> LossAndGradient:
-        layers = tuple(settings.features)
-        if layers not in self._losses:
+        """The traced loss for the preset's layers; the most recently used MAX_TRACED sets stay warm."""
+        layers = tuple(sorted(settings.features))
+        if layers in self._losses:
+            self._losses.move_to_end(layers)
+        else:
             self._losses[layers] = DreamLoss(feature_model(self.vgg16, layers))
-        return self._losses[layers].bind(list(settings.features.values()), settings.continuity, settings.dream_l2)
+            if len(self._losses) > MAX_TRACED:
+                self._losses.popitem(last=False)
+        coeffs = [settings.features[name] for name in layers]
+        return self._losses[layers].bind(coeffs, settings.continuity, settings.dream_l2)
 
     def dream_rgb(
         self,
@@ -112,7 +127,7 @@ class Engine:
     ) -> Iterator[tuple[int, float, np.ndarray]]:
         """(index, loss, H×W×3 uint8 RGB at the input's size) after each iteration."""
         height, width = rgb.shape[:2]
-        dream_width, dream_height = imaging.fit_within(width, height, max_size)
+        dream_width, dream_height = protocol.dream_size(width, height, max_size)
         x0 = preprocess(imaging.resize(rgb, dream_width, dream_height))
         loss = self.loss_for(settings)
         for step in dream(loss, x0, iterations, settings.jitter, seed, on_evaluation, should_stop):
@@ -131,5 +146,8 @@ class Engine:
         settings = self.settings(request.preset, request.params, request.job)
         rgb, alpha = imaging.from_bytes(pixels, request.width, request.height, request.channels)
         steps = self.dream_rgb(rgb, settings, request.iterations, seed, request.max_size, on_evaluation, should_stop)
-        for index, loss, image in steps:
-            on_iteration(index, loss, imaging.to_bytes(image, alpha))
+        try:
+            for index, loss, image in steps:
+                on_iteration(index, loss, imaging.to_bytes(image, alpha))
+        except Diverged as exc:
+            raise protocol.ProtocolError(protocol.E_DIVERGED, str(exc), request.job) from None

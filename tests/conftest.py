@@ -20,6 +20,7 @@ from wire.client import Client  # noqa: E402
 
 USER_PRESETS = {"tiny": {"features": {"block2_conv1": 0.05}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 2}}
 READY_TIMEOUT_S = 120
+MAX_PIXELS = 20_000  # what test backends dream at most: small, so the size limits are exercised
 
 
 def structured_image(width: int, height: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -62,7 +63,7 @@ class BackendProcess:
         self.output: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "backend", "serve", "--bind", self.endpoint, "--weights", "hed",
-             "--presets", str(presets), *extra],
+             "--presets", str(presets), "--max-pixels", str(MAX_PIXELS), *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.ready = threading.Event()

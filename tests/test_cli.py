@@ -62,3 +62,21 @@ def test_help_names_every_command():
     assert result.returncode == 0
     for command in ("serve", "dream", "presets", "bench"):
         assert command in result.stdout
+
+
+def test_16_bit_grey_is_scaled_and_palette_transparency_kept(tmp_path):
+    grey = np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (30, 1))
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    palette = Image.fromarray(structured_image(40, 30)).quantize(16)
+    palette.info["transparency"] = 0
+    palette.save(tmp_path / "palette.png", transparency=0)
+    for name in ("grey16", "palette"):
+        result = backend("dream", str(tmp_path / f"{name}.png"), str(tmp_path / name), "--iterations", "1",
+                         "--weights", "hed", "--preset", "doggos")
+        assert result.returncode == 0, result.stderr
+    dreamt_grey = np.asarray(Image.open(tmp_path / "grey16_at_iteration_0.png").convert("L"), dtype=float)
+    assert 90 < dreamt_grey.mean() < 165  # a 0..65535 ramp, scaled: mid-grey on average, not clipped white
+    dreamt_palette = np.asarray(Image.open(tmp_path / "palette_at_iteration_0.png"))
+    source_alpha = np.asarray(Image.open(tmp_path / "palette.png").convert("RGBA"))[..., 3]
+    assert dreamt_palette.shape == (30, 40, 4) and (source_alpha == 0).any()
+    np.testing.assert_array_equal(dreamt_palette[..., 3], source_alpha)

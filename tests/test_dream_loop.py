@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from backend.core import imaging
-from backend.core.dream import Cancelled, dream
+from backend.core.dream import Cancelled, Diverged, dream
 from backend.core.preprocessing import deprocess, preprocess
 from tests.conftest import structured_image
+from wire import protocol
 
 
 def test_preprocessing_round_trips_and_is_bgr_minus_means():
@@ -102,11 +103,11 @@ def test_alpha_comes_back_unchanged():
     rgba = structured_image(9, 7, channels=4)
     rgb, alpha = imaging.from_bytes(rgba.tobytes(), 9, 7, 4)
     assert imaging.to_bytes(rgb, alpha) == rgba.tobytes()
-    assert imaging.fit_within(900, 450, 0) == (900, 450)
-    assert imaging.fit_within(900, 450, 300) == (300, 150)
-    assert imaging.fit_within(1, 1, 0) == (32, 32)
-    assert imaging.fit_within(5, 40, 0) == (32, 256)
-    assert imaging.fit_within(400, 100, 64) == (128, 32)  # the minimum wins over max_size
+    assert protocol.dream_size(900, 450, 0) == (900, 450)
+    assert protocol.dream_size(900, 450, 300) == (300, 150)
+    assert protocol.dream_size(1, 1, 0) == (32, 32)
+    assert protocol.dream_size(5, 40, 0) == (32, 256)
+    assert protocol.dream_size(400, 100, 64) == (128, 32)  # the minimum wins over max_size
 
 
 @pytest.mark.parametrize("width, height", [(1, 1), (2, 3), (5, 40), (17, 9)])
@@ -116,3 +117,11 @@ def test_tiny_images_dream_at_their_own_size(engine, width, height):
     for preset in ("doggos", "acid"):
         (_, loss, image), = engine.dream_rgb(rgb, engine.settings(preset, {}), 1, 0)
         assert image.shape == rgb.shape and np.isfinite(loss)
+
+
+def test_a_loss_that_stops_being_finite_ends_the_dream_clearly():
+    def exploding(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float("nan"), np.zeros_like(x)
+
+    with pytest.raises(Diverged, match="lower the preset's coefficients"):
+        list(dream(exploding, preprocess(structured_image(8, 8)), 2, 0.0, 0))

@@ -26,16 +26,29 @@ def test_user_presets_come_from_the_config_folder(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text, words", [
-    ("{not json", "not valid JSON"),
+    ("{not json", "not valid UTF-8 JSON"),
+    ('{"x": {"features": {"block1_conv1": NaN}}}', "NaN"),
     ("[1]", "JSON object"),
     ('{"x": {"features": {}}}', "non-empty"),
-    ('{"x": {"features": {"block1_conv1": "big"}}}', "non-empty"),
+    ('{"x": {"features": {"block1_conv1": "big"}}}', "must be a number"),
+    ('{"x": {"jitter": 1}}', "needs 'features'"),
     ('{"x": {"features": {"block6_conv1": 1}}}', "block6_conv1"),
-    ('{"x": {"features": {"block1_conv1": 1}, "jitter": -1}}', "'jitter'"),
+    ('{"x": {"features": {"block1_conv1": 1}, "jitter": -1}}', '"jitter"'),
+    ('{"x": {"features": {"block1_conv1": 1}, "colour": 1}}', "colour"),
 ])
 def test_a_broken_presets_file_says_where(tmp_path, text, words):
     path = tmp_path / "presets.json"
     path.write_text(text)
+    check_broken(path, words)
+
+
+def test_a_presets_file_that_is_not_utf8_says_where(tmp_path):
+    path = tmp_path / "presets.json"
+    path.write_bytes('{"café": {"features": {"block3_conv1": 0.05}}}'.encode("latin-1"))
+    check_broken(path, "UTF-8")
+
+
+def check_broken(path, words):
     with pytest.raises(PresetError) as raised:
         load_presets(path)
     assert words in str(raised.value) and str(path) in str(raised.value)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, BackendProcess, structured_image
+from tests.conftest import MAX_PIXELS, ROOT, BackendProcess, structured_image
 from wire import protocol
 from wire.client import BackendError, Client
 
@@ -95,6 +95,17 @@ def test_same_seed_same_pixels(backend):
             dream(client, job, preset="acid", seed=42, params={"features": {"block2_conv1": 0.05}})
             results.append([p for h, p in events_until_end(client, job) if h["type"] == "iteration"])
     assert results[0] == results[1]
+
+
+def test_max_size_lets_a_larger_image_dream_within_max_pixels(backend):
+    with backend.client() as client:
+        assert client.hello()["max_pixels"] == MAX_PIXELS
+        dream(client, "big", width=240, height=180, iterations=1)  # 43,200 pixels
+        refused = wait_for(client, "big", "error")
+        assert refused["code"] == "too_large" and "set a maximum size" in refused["message"]
+        dream(client, "big", width=240, height=180, iterations=1, max_size=160)  # dreamt at 160×120
+        (header, pixels), = [e for e in events_until_end(client, "big") if e[0]["type"] == "iteration"]
+    assert (header["width"], header["height"]) == (240, 180) and len(pixels) == 240 * 180 * 3
 
 
 def test_max_size_returns_the_request_size(backend):
@@ -205,7 +216,16 @@ BAD_INPUT = {
     "zero iterations": ([header(**GOOD | {"iterations": 0}), PIXELS], "bad_request"),
     "negative seed": ([header(**GOOD | {"seed": -1}), PIXELS], "bad_request"),
     "job a list": ([header(**GOOD | {"job": [1]}), PIXELS], "bad_request"),
-    "over max_pixels": ([header(**GOOD | {"width": 100_000, "height": 100_000}), PIXELS], "too_large"),
+    "over the request limit": ([header(**GOOD | {"width": 100_000, "height": 100_000}), PIXELS], "too_large"),
+    "over max_pixels": ([header(**GOOD | {"width": 200, "height": 200}), PIXELS], "too_large"),
+    "thin, over max_pixels once scaled up": ([header(**GOOD | {"width": 1, "height": 4000}), PIXELS], "too_large"),
+    "channels a float": ([header(**GOOD | {"channels": 3.0}), PIXELS], "bad_request"),
+    "negative coefficient": ([header(**GOOD | {"params": {"features": {"block1_conv1": -1}}}), PIXELS],
+                             "bad_request"),
+    "huge coefficient": ([header(**GOOD | {"params": {"features": {"block1_conv1": 1e30}}}), PIXELS],
+                         "bad_request"),
+    "huge jitter": ([header(**GOOD | {"params": {"jitter": 1e308}}), PIXELS], "bad_request"),
+    "protocol true": ([header(type="hello", protocol=True)], "protocol"),
     "cancel unknown job": ([header(type="cancel", job="nobody")], "unknown_job"),
 }
 
@@ -262,7 +282,7 @@ def test_a_presets_file_broken_while_serving_costs_only_its_own_presets(tmp_path
             assert set(reply["presets"]) == {"acid", "doggos"} and str(tmp_path) in reply["warning"]
             dream(client, "mine", preset="tiny", params=None)
             error = wait_for(client, "mine", "error")
-            assert error["code"] == "presets_file" and "'features'" in error["message"]
+            assert error["code"] == "presets_file" and '"features.block2_conv1" must be a number' in error["message"]
             dream(client, "builtin", iterations=1)
             assert events_until_end(client, "builtin")[-1][0]["type"] == "done"
     finally:

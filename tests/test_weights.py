@@ -8,13 +8,13 @@ import pytest
 
 from backend.core.model import (
     IMAGENET_FILE,
-    VGG16_CONV_LAYERS,
     Weights,
     WeightsError,
     hed_weights_path,
     load_vgg16,
     resolve_weights,
 )
+from backend.core.vgg16_layers import VGG16_CONV_LAYERS
 
 
 def test_auto_takes_hed_when_imagenet_is_not_cached(tmp_path, monkeypatch):

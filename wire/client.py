@@ -106,7 +106,7 @@ class Client:
         if not is_listening(self.endpoint):
             raise NotListening("not_listening", f"no Deep Dream backend is running at {self.endpoint}")
         try:
-            reply = self.request({"type": protocol.HELLO, "protocol": protocol.PROTOCOL_VERSION}, timeout)
+            reply = self.request(protocol.hello_request(), timeout)
         except BackendError as exc:
             if exc.code == "timeout":
                 raise BackendError(
@@ -124,7 +124,7 @@ class Client:
         return reply
 
     def presets(self, timeout: float = 5.0) -> dict[str, Any]:
-        return self.request({"type": protocol.PRESETS}, timeout)["presets"]
+        return self.request(protocol.presets_request(), timeout)["presets"]
 
     def dream(
         self,
@@ -140,21 +140,8 @@ class Client:
         max_size: int = 0,
     ) -> None:
         """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive()."""
-        header: dict[str, Any] = {
-            "type": protocol.DREAM,
-            "job": job,
-            "width": width,
-            "height": height,
-            "channels": channels,
-            "preset": preset,
-            "iterations": iterations,
-            "max_size": max_size,
-        }
-        if params:
-            header["params"] = params
-        if seed is not None:
-            header["seed"] = seed
-        self.send(header, pixels)
+        self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size),
+                  pixels)
 
     def cancel(self, job: str | int) -> None:
-        self.send({"type": protocol.CANCEL, "job": job})
+        self.send(protocol.cancel_request(job))

@@ -44,10 +44,20 @@ E_PRESETS_FILE = "presets_file"  # the user's presets file does not load
 E_TOO_LARGE = "too_large"
 E_UNKNOWN_JOB = "unknown_job"
 E_DUPLICATE_JOB = "duplicate_job"
+E_DIVERGED = "diverged"  # the loss stopped being a finite number
 E_INTERNAL = "internal"
 
 CHANNELS = (3, 4)
 SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter")
+# VGG16 pools four times before block5: a side under 16 px leaves it nothing. Smaller images (a tiny
+# selection) are dreamt on a copy scaled up to this shorter side.
+MIN_SIDE = 32
+# The largest image a request may carry (its pixels arrive whole); what is dreamt is bounded by the
+# backend's max_pixels, after max_size. 100 MP RGBA is a 400 MB frame.
+MAX_REQUEST_PIXELS = 100_000_000
+# Upper bounds that keep the loss finite in float32; far beyond anything that dreams well.
+MAX_COEFFICIENT = 1000.0
+MAX_JITTER = 255.0  # in pixel levels
 
 
 class ProtocolError(Exception):
@@ -87,12 +97,90 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
 
 
+# ---- the messages, built in one place ------------------------------------------------------------
+
+
+def hello_request() -> dict[str, Any]:
+    return {"type": HELLO, "protocol": PROTOCOL_VERSION}
+
+
+def hello_reply(server: str, info: dict[str, Any]) -> dict[str, Any]:
+    """info: model, weights, device, max_pixels (and any additive fields)."""
+    return {"type": HELLO, "protocol": PROTOCOL_VERSION, "server": server, **info}
+
+
+def presets_request() -> dict[str, Any]:
+    return {"type": PRESETS}
+
+
+def presets_reply(presets: dict[str, Any], warning: str | None = None) -> dict[str, Any]:
+    reply = {"type": PRESETS, "presets": presets}
+    return reply | ({"warning": warning} if warning else {})
+
+
+def dream_request(
+    job: str | int, width: int, height: int, channels: int, preset: str, iterations: int,
+    params: dict[str, Any] | None = None, seed: int | None = None, max_size: int = 0,
+) -> dict[str, Any]:
+    header = {"type": DREAM, "job": job, "width": width, "height": height, "channels": channels,
+              "preset": preset, "iterations": iterations, "max_size": max_size}
+    return header | ({"params": params} if params else {}) | ({"seed": seed} if seed is not None else {})
+
+
+def cancel_request(job: Any) -> dict[str, Any]:
+    return {"type": CANCEL, "job": job}
+
+
+def accepted(job: Any, position: int, seed: int) -> dict[str, Any]:
+    return {"type": ACCEPTED, "job": job, "position": position, "seed": seed}
+
+
+def queued(job: Any, position: int) -> dict[str, Any]:
+    return {"type": QUEUED, "job": job, "position": position}
+
+
+def started(job: Any) -> dict[str, Any]:
+    return {"type": STARTED, "job": job}
+
+
+def progress(job: Any, iteration: int, evaluation: int, loss: float) -> dict[str, Any]:
+    return {"type": PROGRESS, "job": job, "iteration": iteration, "evaluation": evaluation, "loss": loss}
+
+
+def iteration(job: Any, index: int, loss: float, width: int, height: int, channels: int) -> dict[str, Any]:
+    """Header of an iteration; its pixels go in the second frame."""
+    return {"type": ITERATION, "job": job, "iteration": index, "loss": loss, "width": width, "height": height,
+            "channels": channels}
+
+
+def done(job: Any) -> dict[str, Any]:
+    return {"type": DONE, "job": job}
+
+
+def cancelled(job: Any) -> dict[str, Any]:
+    return {"type": CANCELLED, "job": job}
+
+
 def error(job: Any, code: str, message: str) -> dict[str, Any]:
     return {"type": ERROR, "job": job, "code": code, "message": message}
 
 
 def pixel_count(width: int, height: int, channels: int) -> int:
     return width * height * channels
+
+
+def dream_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    """The size a request is dreamt at: its own; shrunk so the longer side is max_size (0 = no limit);
+    or grown so the shorter side is MIN_SIDE, which wins over a smaller max_size. Results always come
+    back at the request's own size."""
+    scale = 1.0
+    if max_size > 0 and max(width, height) > max_size:
+        scale = max_size / max(width, height)
+    if min(width, height) * scale < MIN_SIDE:
+        scale = MIN_SIDE / min(width, height)
+    if scale == 1.0:
+        return width, height
+    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
 
 
 @dataclass(frozen=True)
@@ -131,17 +219,17 @@ def _int_field(header: dict[str, Any], name: str, job: Any, minimum: int, defaul
     return value
 
 
-def finite_number(value: Any, name: str, job: Any = None, minimum: float = 0.0) -> float:
-    """A JSON number that is finite and ≥ minimum, else ProtocolError naming the field."""
+def bounded_number(value: Any, name: str, job: Any = None, maximum: float = MAX_COEFFICIENT) -> float:
+    """A JSON number in 0..maximum, else ProtocolError naming the field (NaN and inf included)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError(E_BAD_REQUEST, f'"{name}" must be a number', job)
-    if not math.isfinite(value) or value < minimum:
-        raise ProtocolError(E_BAD_REQUEST, f'"{name}" must be a finite number ≥ {minimum}, got {value}', job)
+    if not (math.isfinite(value) and 0 <= value <= maximum):
+        raise ProtocolError(E_BAD_REQUEST, f'"{name}" must be a number from 0 to {maximum:g}, got {value}', job)
     return float(value)
 
 
 def check_settings(params: Any, job: Any = None, partial: bool = True) -> dict[str, Any]:
-    """Preset fields (all of them unless partial) with the right types: features {layer: coeff}, numbers ≥ 0."""
+    """Preset fields (all of them unless partial): features {layer: coeff}, numbers within their bounds."""
     if not isinstance(params, dict):
         raise ProtocolError(E_BAD_REQUEST, '"params" must be a JSON object', job)
     unknown = sorted(set(params) - set(SETTING_FIELDS))
@@ -155,28 +243,33 @@ def check_settings(params: Any, job: Any = None, partial: bool = True) -> dict[s
         if name == "features":
             if not isinstance(value, dict) or not value:
                 raise ProtocolError(E_BAD_REQUEST, '"features" must be a non-empty object {layer: coeff}', job)
-            checked[name] = {
-                str(layer): finite_number(coeff, f"features.{layer}", job, minimum=-math.inf)
-                for layer, coeff in value.items()
-            }
+            checked[name] = {str(layer): bounded_number(coeff, f"features.{layer}", job)
+                             for layer, coeff in value.items()}
         else:
-            checked[name] = finite_number(value, name, job)
+            checked[name] = bounded_number(value, name, job, MAX_JITTER if name == "jitter" else MAX_COEFFICIENT)
     return checked
 
 
 def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -> DreamRequest:
-    """Validate a `dream` request; the image's size is checked against max_pixels before anything else."""
+    """Validate a `dream` request. Sizes come first, before the pixels are looked at: the request's
+    against MAX_REQUEST_PIXELS, the size it is dreamt at (after max_size) against max_pixels."""
     job = job_id(header)
     width = _int_field(header, "width", job, 1)
     height = _int_field(header, "height", job, 1)
     channels = header.get("channels")
-    if channels not in CHANNELS or isinstance(channels, bool):
+    if type(channels) is not int or channels not in CHANNELS:
         raise ProtocolError(E_BAD_REQUEST, f'"channels" must be 3 (RGB) or 4 (RGBA), got {channels!r}', job)
-    if width * height > max_pixels:
+    max_size = _int_field(header, "max_size", job, 0, default=0) if header.get("max_size") is not None else 0
+    if width * height > MAX_REQUEST_PIXELS:
+        raise ProtocolError(E_TOO_LARGE, f"{width}×{height} is over the {MAX_REQUEST_PIXELS:,} pixels a request "
+                            "may carry", job)
+    dream_width, dream_height = dream_size(width, height, max_size)
+    if dream_width * dream_height > max_pixels:
         raise ProtocolError(
             E_TOO_LARGE,
-            f"{width}×{height} is {width * height} pixels; this backend takes at most {max_pixels} "
-            "(set a maximum size to dream on a smaller copy)",
+            f"dreaming {width}×{height} at {dream_width}×{dream_height} needs {dream_width * dream_height:,} "
+            f"pixels; this backend dreams at most {max_pixels:,}: set a maximum size "
+            f"(at most {int(math.sqrt(max_pixels * max(width, height) / min(width, height)))} here)",
             job,
         )
     if pixels is None:
@@ -196,5 +289,4 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
     seed = header.get("seed")
     if seed is not None:
         seed = _int_field(header, "seed", job, 0)
-    max_size = _int_field(header, "max_size", job, 0, default=0) if header.get("max_size") is not None else 0
     return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size)

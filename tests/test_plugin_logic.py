@@ -36,10 +36,15 @@ import session  # noqa: E402
 # ---- helpers ----------------------------------------------------------------------------------------
 
 
-class ScriptedBackend:
-    """A ZeroMQ ROUTER that answers each request type with scripted messages (the job id filled in)."""
+# A scripted reply: a message (its job id filled in) and its pixels, or raw frames sent as they are.
+Reply = tuple[dict[str, Any], bytes | None] | list[bytes]
+GARBAGE = [b"HTTP/1.1 400 Bad Request\r\n\r\n"]
 
-    def __init__(self, replies: dict[str, list[tuple[dict[str, Any], bytes | None]]]) -> None:
+
+class ScriptedBackend:
+    """A ZeroMQ ROUTER that answers each request type with scripted replies."""
+
+    def __init__(self, replies: dict[str, list[Reply]]) -> None:
         self.replies = replies
         self.received: list[str] = []
         self.endpoint = free_endpoint()
@@ -61,8 +66,10 @@ class ScriptedBackend:
                 client, *frames = router.recv_multipart()
                 header, _ = protocol.decode(frames)
                 self.received.append(header["type"])
-                for reply, pixels in self.replies.get(header["type"], []):
-                    router.send_multipart([client, *protocol.encode({**reply, "job": header.get("job")}, pixels)])
+                for reply in self.replies.get(header["type"], []):
+                    if not isinstance(reply, list):
+                        reply = protocol.encode({**reply[0], "job": header.get("job")}, reply[1])
+                    router.send_multipart([client, *reply])
         finally:
             router.close(linger=0)
 
@@ -108,13 +115,12 @@ def image(width: int = 48, height: int = 40, channels: int = 3) -> bytes:
     (1, 1, [1]),
 ])
 def test_kept_iterations(iterations, keep_every, kept):
-    assert layers.kept_iterations(iterations, keep_every) == kept
     assert [n for n in range(1, iterations + 1) if layers.is_kept(n, iterations, keep_every)] == kept
 
 
 def test_keep_every_must_be_positive():
     with pytest.raises(ValueError):
-        layers.kept_iterations(5, 0)
+        layers.is_kept(5, 5, 0)
 
 
 def test_names():
@@ -218,6 +224,63 @@ def test_something_else_on_the_port_is_not_replaced(tmp_path, silent_endpoint):
     assert caught.value.code == "not_backend"
 
 
+def test_garbage_at_the_endpoint_is_not_replaced(tmp_path):
+    """A peer that answers, but not in JSON: a clear BackendError, not the decoder's ProtocolError."""
+    other = ScriptedBackend({"hello": [GARBAGE]})
+    try:
+        with Client(other.endpoint) as client, pytest.raises(BackendError) as caught:
+            launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]))
+    finally:
+        other.close()
+    assert caught.value.code == "not_backend" and other.received == ["hello"]
+    assert caught.value.message.startswith(
+        f"something at {other.endpoint} answered, but not in the Deep Dream protocol: frame 1 is not UTF-8 JSON")
+    assert caught.value.message.endswith("; stop it or choose another endpoint")
+
+
+# A backend that binds its port, loads for argv[1] seconds, then answers hello (argv[2] == "answer") or exits.
+# It also exits after 30 s without a request, so a failing test leaves no process behind.
+SLOW_BACKEND = """
+import sys, time, zmq
+from wire import protocol
+router = zmq.Context().socket(zmq.ROUTER)
+router.bind(sys.argv[sys.argv.index("--bind") + 1])
+time.sleep(float(sys.argv[1]))
+while sys.argv[2] == "answer" and router.poll(30_000):
+    client, *frames = router.recv_multipart()
+    if protocol.decode(frames)[0]["type"] == protocol.HELLO:
+        router.send_multipart([client, *protocol.encode({"type": "hello", "protocol": protocol.PROTOCOL_VERSION})])
+"""
+
+
+def test_a_started_backend_may_load_before_it_answers(tmp_path):
+    """Our own backend listening but silent for longer than HELLO_TIMEOUT_S is awaited, not called a stranger."""
+    loading = 7.0
+    assert loading > launcher.HELLO_TIMEOUT_S + 1
+    command = [sys.executable, "-c", SLOW_BACKEND, str(loading), "answer"]
+    started = time.monotonic()
+    with Client(free_endpoint()) as client:
+        found = launcher.connect(client, launch_file(tmp_path, command, str(ROOT)), timeout=30.0,
+                                 log=tmp_path / "log")
+    try:
+        assert found.started is not None and found.started.poll() is None
+        assert found.hello["protocol"] == protocol.PROTOCOL_VERSION
+        assert loading <= time.monotonic() - started < loading + 5
+    finally:
+        if found.started:
+            found.started.terminate()
+            found.started.wait(30)
+
+
+def test_a_started_backend_silent_past_the_deadline(tmp_path):
+    command = [sys.executable, "-c", SLOW_BACKEND, "4", "exit"]  # exits on its own after the test
+    started = time.monotonic()
+    with Client(free_endpoint()) as client, pytest.raises(BackendError) as caught:
+        launcher.connect(client, launch_file(tmp_path, command, str(ROOT)), timeout=2.0, log=tmp_path / "log")
+    assert caught.value.code == "not_backend" and "did not answer before the start-up deadline" in str(caught.value)
+    assert time.monotonic() - started < 3.5
+
+
 def test_a_remote_endpoint_is_not_started(tmp_path):
     with Client("tcp://192.0.2.1:5570") as client, pytest.raises(NotListening):
         launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]))
@@ -301,7 +364,7 @@ def test_a_whole_dream_keeps_every_kth(backend):
         while not job.finished:
             kept += job.poll(0.1)
             seen.append(job.progress)
-    assert job.state is session.State.DONE and job.error is None and job.seed == 7
+    assert job.state is session.State.DONE and job.error is None
     assert [k.number for k in kept] == [2, 4, 5]
     assert all((k.width, k.height, k.channels, len(k.pixels)) == (48, 40, 3, 48 * 40 * 3) for k in kept)
     assert kept[0].pixels != kept[1].pixels != kept[2].pixels
@@ -421,6 +484,56 @@ def test_a_cancel_we_did_not_ask_for_is_a_failure():
     assert job.state is session.State.FAILED and "cancelled the dream" in job.error
 
 
+ACCEPTED_AND_STARTED: list[Reply] = [({"type": "accepted", "position": 0, "seed": 1}, None),
+                                     ({"type": "started"}, None)]
+
+
+@pytest.mark.parametrize("bad, why", [
+    (GARBAGE, "frame 1 is not UTF-8 JSON"),
+    ([b"{}"], 'the JSON object needs a string "type"'),
+    (({"type": "progress", "iteration": "two", "evaluation": 1, "loss": 1.0}, None),
+     "'progress' has iteration='two', not a number"),
+    (({"type": "progress", "iteration": 1, "evaluation": 1, "loss": "low"}, None),
+     "'progress' has loss='low', not a number"),
+])
+def test_a_message_outside_the_protocol_mid_dream(bad, why):
+    """It ends the dream with a message; the iteration that came before it is still kept."""
+    first = ({"type": "iteration", "iteration": 0, "loss": 1.0, "width": 48, "height": 40, "channels": 3},
+             image())
+    babbler = ScriptedBackend({"dream": [*ACCEPTED_AND_STARTED, first, bad]})
+    try:
+        with Client(babbler.endpoint) as client:
+            job = session.DreamSession(client, "babble", 3, 1)
+            job.submit(image(), 48, 40, 3, "tiny", None, 0)
+            kept = run_to_end(job, 10)
+    finally:
+        babbler.close()
+    assert job.state is session.State.FAILED and [k.number for k in kept] == [1]
+    assert job.error.startswith(f"the backend at {babbler.endpoint} sent a message outside the Deep Dream protocol "
+                                f"({why}")
+    assert job.error.endswith("); the layers received so far are kept")
+
+
+def test_a_broken_presets_file_is_reported_as_the_backend_words_it(backend):
+    """The backend's presets_file message says where the file is broken: the user gets it word for word."""
+    presets = Path(backend.process.args[backend.process.args.index("--presets") + 1])
+    kept_text = presets.read_text()
+    presets.write_text('{"ghost": ')
+    try:
+        assert choices.backend_preset_names(backend.endpoint) == ["acid", "doggos"]  # a warning, built-ins on
+        with backend.client() as client:
+            client.dream("raw", image(), 48, 40, 3, "ghost", 1)
+            while (reply := client.receive(10))[0]["type"] != protocol.ERROR:
+                pass
+            job = session.DreamSession(client, "ghost", 1, 1)
+            job.submit(image(), 48, 40, 3, "ghost", None, 0)
+            run_to_end(job, 10)
+    finally:
+        presets.write_text(kept_text)
+    assert reply[0]["code"] == protocol.E_PRESETS_FILE and str(presets) in reply[0]["message"]
+    assert job.state is session.State.FAILED and job.error == reply[0]["message"]
+
+
 # ---- time left ------------------------------------------------------------------------------------
 
 
@@ -473,3 +586,20 @@ def test_the_plugin_file_is_executable_and_thin():
          str(ROOT / "gimp_plugin" / "deep_dream"), str(ROOT)],
         capture_output=True, text=True, check=True)
     assert code.stdout.strip() == "[]"
+
+
+def test_the_plugin_file_is_annotated():
+    """Every function and method of deep_dream.py (which only GIMP can run) declares its types."""
+    import ast
+
+    tree = ast.parse((ROOT / "gimp_plugin" / "deep_dream" / "deep_dream.py").read_text())
+    functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+    missing = [
+        f"{function.name}:{function.lineno}" for function in functions
+        if function.returns is None or any(
+            argument.annotation is None for argument in
+            [*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs,
+             *filter(None, [function.args.vararg, function.args.kwarg])]
+            if argument.arg not in ("self", "cls"))
+    ]
+    assert len(functions) >= 25 and missing == []

@@ -16,6 +16,8 @@ import time
 import traceback
 import uuid
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import gi
 
@@ -29,6 +31,9 @@ sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored p
 import choices  # noqa: E402  (standard library only: pyzmq is imported in run)
 import layers  # noqa: E402
 
+if TYPE_CHECKING:  # annotations only: session needs pyzmq, imported in dream()
+    from session import Kept, Progress
+
 PROCEDURE = "python-fu-deep-dream"
 TITLE = "Deep Dream"
 POLL_S = 0.05  # the longest the window goes without being redrawn
@@ -37,15 +42,15 @@ READWRITE = GObject.ParamFlags.READWRITE
 
 
 class DeepDream(Gimp.PlugIn):
-    def do_set_i18n(self, name):
+    def do_set_i18n(self, name: str) -> bool:
         return False
 
-    def do_init_procedures(self):
+    def do_init_procedures(self) -> list[str]:
         # init, not query: GIMP asks at every start instead of caching the answer until the plug-in file
         # changes, so the preset list follows the user's presets.
         return [PROCEDURE]
 
-    def do_create_procedure(self, name):
+    def do_create_procedure(self, name: str) -> Gimp.Procedure:
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -80,7 +85,8 @@ class DeepDream(Gimp.PlugIn):
 # ---- running --------------------------------------------------------------------------------------
 
 
-def run(procedure, run_mode, image, drawables, config, data):
+def run(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list[Gimp.Drawable],
+        config: Gimp.ProcedureConfig, data: object) -> Gimp.ValueArray:
     """The PDB entry point. An exception must not escape: GIMP would only report "no return values"."""
     try:
         return dream(procedure, run_mode, image, drawables, config)
@@ -89,11 +95,12 @@ def run(procedure, run_mode, image, drawables, config, data):
                       f"Deep Dream failed unexpectedly:\n{traceback.format_exc()}")
 
 
-def finish(procedure, status, message=None):
+def finish(procedure: Gimp.Procedure, status: Gimp.PDBStatusType, message: str | None = None) -> Gimp.ValueArray:
     return procedure.new_return_values(status, GLib.Error(message) if message else GLib.Error())
 
 
-def dream(procedure, run_mode, image, drawables, config):
+def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list[Gimp.Drawable],
+          config: Gimp.ProcedureConfig) -> Gimp.ValueArray:
     problem = drawable_problem(drawables)
     if problem:
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, problem)
@@ -160,7 +167,7 @@ def dream(procedure, run_mode, image, drawables, config):
     return finish(procedure, status, message)
 
 
-def drawable_problem(drawables):
+def drawable_problem(drawables: list[Gimp.Drawable]) -> str | None:
     """Why the drawables can't be dreamt (None when they can): exactly one plain layer."""
     if len(drawables) != 1:
         return f"Deep Dream works on one layer: select exactly one ({len(drawables)} are selected)"
@@ -174,12 +181,12 @@ def drawable_problem(drawables):
     return None
 
 
-def pixel_format(channels):
+def pixel_format(channels: int) -> str:
     """8-bit sRGB, as the wire format wants it: GEGL converts grey and other precisions."""
     return "R'G'B'A u8" if channels == 4 else "R'G'B' u8"
 
 
-def settings_dialog(GimpUi, procedure, config):
+def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
     dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLE)
     dialog.fill(None)
     accepted = dialog.run()
@@ -194,7 +201,8 @@ class Result:
     """The layer group the kept iterations go into. It is made when the first one arrives, so a run that
     fails before any changes nothing; everything it adds is one undo step."""
 
-    def __init__(self, image, source, area, preset):
+    def __init__(self, image: Gimp.Image, source: Gimp.Drawable, area: tuple[int, int, int, int],
+                 preset: str) -> None:
         self.image = image
         self.source = source
         self.preset = preset
@@ -202,13 +210,13 @@ class Result:
         _, source_x, source_y = source.get_offsets()
         self.offsets = (source_x + x, source_y + y)
         # The selection as it is now: the user may change it while the dream runs.
-        self.mask = None
+        self.mask: bytes | None = None
         if not Gimp.Selection.is_empty(image):
             self.mask = image.get_selection().get_buffer().get(
                 Gegl.Rectangle.new(*self.offsets, self.width, self.height), 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE)
-        self.group = None
+        self.group: Gimp.GroupLayer | None = None
 
-    def add(self, kept):
+    def add(self, kept: Kept) -> None:
         if self.group is None:
             self.image.undo_group_start()
             self.group = Gimp.GroupLayer.new(self.image, layers.group_name(self.preset))
@@ -226,12 +234,12 @@ class Result:
             write(mask, MASK_FORMAT, self.mask)
         Gimp.displays_flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.group is not None:
             self.image.undo_group_end()
 
 
-def write(drawable, format_name, pixels):
+def write(drawable: Gimp.Drawable, format_name: str, pixels: bytes) -> None:
     buffer = drawable.get_buffer()
     extent = buffer.get_extent()
     buffer.set(extent, format_name, pixels)
@@ -246,7 +254,7 @@ class ProgressWindow:
     """Progress with a Stop button of our own: GIMP's status-bar Cancel kills a plug-in outright, with no
     chance to cancel the backend's job or close the undo group."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         gi.require_version("Gtk", "3.0")
         from gi.repository import GimpUi, Gtk
 
@@ -258,7 +266,7 @@ class ProgressWindow:
         self.dialog.connect("delete-event", self.on_stop)
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, border_width=12)
         self.dialog.get_content_area().add(box)
-        self.labels = {}
+        self.labels: dict[str, Gtk.Label] = {}
         for name in ("status", "iteration", "evaluation", "loss", "time"):
             self.labels[name] = Gtk.Label(xalign=0.0)
             box.pack_start(self.labels[name], False, False, 0)
@@ -270,16 +278,16 @@ class ProgressWindow:
         self.dialog.show_all()
         self.pump()
 
-    def on_stop(self, *args):
+    def on_stop(self, *args: object) -> bool:
         self.stop_requested = True
         self.labels["status"].set_text("Stopping…")
         return True  # keep the window until the run ends
 
-    def pump(self):
+    def pump(self) -> None:
         while self.Gtk.events_pending():
             self.Gtk.main_iteration_do(False)
 
-    def pause(self, seconds):
+    def pause(self, seconds: float) -> bool:
         self.bar.pulse()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.stop_requested:
@@ -287,12 +295,12 @@ class ProgressWindow:
             time.sleep(POLL_S)
         return not self.stop_requested
 
-    def status(self, text):
+    def status(self, text: str) -> None:
         self.labels["status"].set_text(text)
         self.bar.pulse()
         self.pump()
 
-    def update(self, progress):
+    def update(self, progress: Progress) -> None:
         if not self.stop_requested:
             self.labels["status"].set_text(progress.status)
         self.bar.set_fraction(progress.fraction)
@@ -302,7 +310,7 @@ class ProgressWindow:
         self.labels["time"].set_text(progress.time_left_text)
         self.pump()
 
-    def close(self):
+    def close(self) -> None:
         self.dialog.destroy()
         self.pump()
 
@@ -312,25 +320,25 @@ class StatusProgress:
 
     stop_requested = False
 
-    def __init__(self):
+    def __init__(self) -> None:
         Gimp.progress_init(TITLE)
-        self.shown = None
+        self.shown: tuple[str, float] | None = None
 
-    def status(self, text):
+    def status(self, text: str) -> None:
         Gimp.progress_set_text(text)
 
-    def pause(self, seconds):
+    def pause(self, seconds: float) -> bool:
         time.sleep(seconds)
         return True
 
-    def update(self, progress):
+    def update(self, progress: Progress) -> None:
         text = f"{TITLE}: {progress.iteration_text.lower()}, {progress.time_left_text}"
         if (text, progress.fraction) != self.shown:  # each call is a round trip to GIMP: only changes
             self.shown = (text, progress.fraction)
             Gimp.progress_set_text(text)
             Gimp.progress_update(progress.fraction)
 
-    def close(self):
+    def close(self) -> None:
         Gimp.progress_end()
 
 

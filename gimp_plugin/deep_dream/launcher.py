@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from wire.client import Client, NotListening, is_listening
+from wire import protocol
+from wire.client import BackendError, Client, NotListening, is_listening
 
 LAUNCH_FILE = "backend.json"
 START_MESSAGE = "Starting the Deep Dream backend (loading VGG16)…"
@@ -26,6 +27,7 @@ HELLO_TIMEOUT_S = 5.0
 POLL_S = 0.25
 LOG_TAIL_LINES = 6
 LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0", "*")
+STOPPED_MESSAGE = "stopped while the backend was starting (it goes on starting in the background)"
 
 
 class LaunchError(Exception):
@@ -115,6 +117,12 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def exited(process: subprocess.Popen, log: Path) -> LaunchError:
+    tail = log_tail(log)
+    return LaunchError(f"the Deep Dream backend exited during start-up (exit status {process.returncode}); "
+                       f"see {log}" + (f":\n{tail}" if tail else ""))
+
+
 def _sleep(seconds: float) -> bool:
     time.sleep(seconds)
     return True
@@ -131,27 +139,59 @@ def connect(
     """The backend at the client's endpoint, started first if nothing listens there.
 
     `pause(seconds)` waits (an interactive caller keeps its window alive meanwhile) and returns False when
-    the user wants to stop. BackendError passes through: something else on the port, another protocol.
+    the user wants to stop. BackendError passes through: something else on the port, another protocol; a
+    reply that is not in the Deep Dream protocol at all becomes one too.
     """
+    try:
+        return _connect(client, launch_file, on_status, pause or _sleep, timeout, log or log_file())
+    except protocol.ProtocolError as exc:
+        raise BackendError(
+            "not_backend",
+            f"something at {client.endpoint} answered, but not in the Deep Dream protocol: {exc.message}; "
+            "stop it or choose another endpoint",
+        ) from None
+
+
+def _connect(client: Client, launch_file: Path, on_status: Callable[[str], None], pause: Callable[[float], bool],
+             timeout: float, log: Path) -> Backend:
     try:
         return Backend(client.hello(HELLO_TIMEOUT_S), None)
     except NotListening:
         if not is_local(client.endpoint):
             raise
-    log = log or log_file()
-    pause = pause or _sleep
     process = start_backend(read_launch_file(launch_file), client.endpoint, log)
     on_status(START_MESSAGE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if is_listening(client.endpoint, POLL_S):  # first: another run's backend may have won the port
-            return Backend(client.hello(HELLO_TIMEOUT_S), process)
-        status = process.poll()
-        if status is not None:
-            tail = log_tail(log)
-            raise LaunchError(f"the Deep Dream backend exited during start-up (exit status {status}); "
-                              f"see {log}" + (f":\n{tail}" if tail else ""))
+            return Backend(_first_hello(client, process, deadline, pause, log), process)
+        if process.poll() is not None:
+            raise exited(process, log)
         if not pause(POLL_S):
-            raise Stopped("stopped while the backend was starting (it goes on starting in the background)")
+            raise Stopped(STOPPED_MESSAGE)
     raise LaunchError(f"the Deep Dream backend did not answer within {timeout:g} s of starting; it may still be "
                       f"loading: try again in a minute, or see {log}")
+
+
+def _first_hello(client: Client, process: subprocess.Popen, deadline: float, pause: Callable[[float], bool],
+                 log: Path) -> dict:
+    """The hello of the backend we started, which may bind its port well before it answers (while it loads).
+
+    One hello is sent and awaited until the start deadline, in slices (Stop and the window stay alive). Once
+    anything answers, or our process has exited (then someone else holds the port), Client.hello asks
+    again and judges the answer: the first reply only tells that the peer is awake.
+    """
+    client.send(protocol.hello_request())
+    while time.monotonic() < deadline:
+        if client.receive(0) is not None:
+            return client.hello(HELLO_TIMEOUT_S)
+        if process.poll() is not None:
+            if not is_listening(client.endpoint, POLL_S):
+                raise exited(process, log)
+            return client.hello(HELLO_TIMEOUT_S)
+        if not pause(POLL_S):
+            raise Stopped(STOPPED_MESSAGE)
+    raise BackendError("not_backend",
+                       f"the Deep Dream backend started at {client.endpoint} listens but did not answer before the "
+                       f"start-up deadline: it may still be loading (try again in a minute, or see {log}), or "
+                       "another program holds the port (stop it or choose another endpoint)")

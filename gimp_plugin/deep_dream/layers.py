@@ -10,11 +10,6 @@ def is_kept(number: int, iterations: int, keep_every: int) -> bool:
     return number % keep_every == 0 or number == iterations
 
 
-def kept_iterations(iterations: int, keep_every: int) -> list[int]:
-    """The 1-based iterations that become layers, e.g. 5 iterations keeping every 2nd → [2, 4, 5]."""
-    return [number for number in range(1, iterations + 1) if is_kept(number, iterations, keep_every)]
-
-
 def group_name(preset: str) -> str:
     return f"Deep Dream · {preset}"
 

@@ -44,7 +44,6 @@ class Kept:
     width: int
     height: int
     channels: int
-    loss: float
 
 
 class TimeLeft:
@@ -160,7 +159,6 @@ class DreamSession:
         self.cancel_wait = cancel_wait
         self.state = State.SUBMITTED
         self.error: str | None = None
-        self.seed: int | None = None
         self.position = 0
         self.iteration = 0
         self.evaluation = 0
@@ -182,11 +180,17 @@ class DreamSession:
     def poll(self, timeout: float) -> list[Kept]:
         """Handle the messages arriving within timeout seconds (and any queued behind them)."""
         kept: list[Kept] = []
-        message = self.client.receive(timeout)
-        while message is not None and not self.finished:
-            self._last_message = self.clock()
-            kept += self._handle(*message)
-            message = self.client.receive(0)
+        try:
+            message = self.client.receive(timeout)
+            while message is not None and not self.finished:
+                self._last_message = self.clock()
+                kept += self._handle(*message)
+                message = self.client.receive(0)
+        except protocol.ProtocolError as exc:  # a message that is not ours: end the dream, keep what came
+            self._end(self.state is State.STOPPING,
+                      f"the backend at {self.client.endpoint} sent a message outside the Deep Dream protocol "
+                      f"({exc.message}); the layers received so far are kept")
+            return kept
         if not self.finished:
             self._check_silence()
         return kept
@@ -216,8 +220,7 @@ class DreamSession:
         kind = header["type"]
         stopping = self.state is State.STOPPING
         if kind in (protocol.ACCEPTED, protocol.QUEUED):
-            self.seed = header.get("seed", self.seed)
-            self.position = header.get("position", 0)
+            self.position = _number(header, "position", 0)
             if self.state is State.SUBMITTED:
                 self.state = State.QUEUED
         elif kind == protocol.STARTED:
@@ -225,9 +228,9 @@ class DreamSession:
             if not stopping:
                 self.state = State.RUNNING
         elif kind == protocol.PROGRESS:
-            self.iteration = header.get("iteration", 0) + 1
-            self.evaluation = header.get("evaluation", 0)
-            self.loss = header.get("loss")
+            self.iteration = _number(header, "iteration", 0) + 1
+            self.evaluation = _number(header, "evaluation", 0)
+            self.loss = _number(header, "loss", None, float)
             self.time_left.evaluation(self.evaluation)
         elif kind == protocol.ITERATION:
             return self._iteration(header, pixels)
@@ -237,11 +240,15 @@ class DreamSession:
             self._end(stopping, "the backend cancelled the dream (was it stopped?); the layers received so far "
                                 "are kept")
         elif kind == protocol.ERROR:
-            self._end(stopping, f"the backend reports: {header.get('message', 'an error')}")
+            # Passed on word for word: the backend writes it for the user (a "presets_file" error says where
+            # the user's presets file is broken).
+            message = header.get("message")
+            self._end(stopping, message if isinstance(message, str) and message else
+                      f"the backend reports an error ({header.get('code', 'no code')})")
         return []
 
     def _iteration(self, header: dict[str, Any], pixels: bytes | None) -> list[Kept]:
-        number = header.get("iteration", -1) + 1
+        number = _number(header, "iteration", -1) + 1
         size = (header.get("width"), header.get("height"), header.get("channels"))
         width, height, channels = self._expected
         if size != self._expected or pixels is None or len(pixels) != width * height * channels:
@@ -250,13 +257,13 @@ class DreamSession:
             return []
         self.time_left.iteration_done()
         self.iteration, self.evaluation = number, 0
-        self.loss = header.get("loss", self.loss)
+        self.loss = _number(header, "loss", self.loss, float)
         if self.state is State.STOPPING or not layers.is_kept(number, self.iterations, self.keep_every):
             return []
-        return [Kept(number, pixels, width, height, channels, float(header.get("loss", 0.0)))]
+        return [Kept(number, pixels, width, height, channels)]
 
     def _end(self, stopping: bool, failure: str) -> None:
-        """A cancelled or error event: what we asked for while stopping, a failure otherwise."""
+        """A cancelled, error or malformed message: what we asked for while stopping, a failure otherwise."""
         if stopping:
             self.state = State.CANCELLED
         else:
@@ -298,3 +305,14 @@ class DreamSession:
         if self.state is State.FAILED:
             return f"Failed: {self.error}"
         return "Done" if self.state is State.DONE else "Stopped"
+
+
+def _number(header: dict[str, Any], name: str, default: Any, kind: type = int) -> Any:
+    """header[name] when it is a number of that kind (an int also passes as a float), else ProtocolError:
+    a reply the display would choke on later is reported as what it is, not as a traceback."""
+    if name not in header:
+        return default
+    value = header[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise protocol.ProtocolError(protocol.E_MALFORMED, f"{header['type']!r} has {name}={value!r}, not a number")
+    return kind(value)

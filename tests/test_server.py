@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -237,6 +238,9 @@ def test_bad_input_gets_an_error_and_the_server_keeps_serving(backend, case):
         reply = error_for(client, frames)
         assert reply["type"] == "error" and reply["code"] == code, reply
         assert reply["message"]
+        if code == "unknown_layer":  # says what would have been right
+            assert "block9_conv9" in reply["message"] and "block1_conv1" in reply["message"]
+            assert "block5_conv3" in reply["message"]
         dream(client, "good-after", width=16, height=16, iterations=1)
         assert events_until_end(client, "good-after")[-1][0]["type"] == "done"
 
@@ -259,7 +263,7 @@ def test_client_reports_a_protocol_mismatch_clearly(backend):
     assert raised.value.code == "protocol" and "speaks protocol 1" in raised.value.message
 
 
-def test_second_backend_on_the_same_endpoint_refuses_and_sigterm_stops_cleanly(backend, tmp_path):
+def test_second_backend_on_the_same_endpoint_refuses_and_sigint_stops_cleanly(backend, tmp_path):
     second = subprocess.run(
         [sys.executable, "-m", "backend", "serve", "--bind", backend.endpoint, "--weights", "hed"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -268,7 +272,8 @@ def test_second_backend_on_the_same_endpoint_refuses_and_sigterm_stops_cleanly(b
     own = BackendProcess(tmp_path)
     with own.client() as client:
         assert client.hello()["protocol"] == 1
-    assert own.stop() == 0
+    own.process.send_signal(signal.SIGINT)  # Ctrl-C in a terminal; the fixture's stop() uses SIGTERM
+    assert own.process.wait(timeout=30) == 0
     assert any("backend stopped" in line for line in own.output)
 
 
@@ -285,5 +290,6 @@ def test_a_presets_file_broken_while_serving_costs_only_its_own_presets(tmp_path
             assert error["code"] == "presets_file" and '"features.block2_conv1" must be a number' in error["message"]
             dream(client, "builtin", iterations=1)
             assert events_until_end(client, "builtin")[-1][0]["type"] == "done"
+        assert own.stop() == 0  # SIGTERM: a clean exit
     finally:
-        own.stop()
+        own.process.kill()

@@ -5,7 +5,10 @@ the settings come from the profile's last values, no settings dialog, but the pl
 with its Stop button). The PDB call blocks until the dream ends; meanwhile the pytest side watches the
 image window's title (the active layer's name, i.e. the newest dreamt layer) and presses Stop. Then this
 script records what the run left (status, layers), saves the image to XCF, reloads it and writes a JSON
-report. Settings come from the JSON file named by $DD_TEST_CONFIG (paths inside the chroot).
+report. Then, for the test's key presses in the image window (Ctrl+Z, then Ctrl+Y), it waits for the
+test's signal file <stage>.pressed and records the layers again in <stage>.json: the key events are handled
+by GIMP's core while this plug-in process waits. Settings come from the JSON file named by $DD_TEST_CONFIG
+(paths inside the chroot).
 """
 
 import json
@@ -24,6 +27,8 @@ CONFIG = json.loads(open(os.environ["DD_TEST_CONFIG"]).read())
 # With --console-messages GIMP prints its messages on stderr; the test checks this one arrives, so that it
 # knows a "left image undo in inconsistent state" message would have been seen too.
 MARKER = "deep-dream-test: GIMP messages reach the console"
+STAGES = ("undo", "redo")  # the keys the test presses after the report, in this order
+SIGNAL_TIMEOUT_S = 30
 
 
 def pixels(drawable):
@@ -77,14 +82,47 @@ def stopped_dream():
     reloaded = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
     report["reloaded"] = layers_of(reloaded)
     reloaded.delete()
-    return report
+    return report, image
+
+
+def write_report(name, content):
+    """Written whole or not at all: the test reads it as soon as it exists."""
+    path = os.path.join(CONFIG["out"], name)
+    with open(path + ".part", "w") as handle:
+        json.dump(content, handle)
+    os.replace(path + ".part", path)
+
+
+def signalled(name):
+    """Whether the test's signal file appears within SIGNAL_TIMEOUT_S (polled every 0.1 s)."""
+    deadline = time.monotonic() + SIGNAL_TIMEOUT_S
+    while not os.path.exists(os.path.join(CONFIG["out"], name)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def after_keys(image):
+    """The layers after each key the test presses in the image window; GIMP handles the key meanwhile."""
+    for stage in STAGES:
+        if not signalled(f"{stage}.pressed"):
+            break  # the test gave up; it reports why
+        try:
+            write_report(f"{stage}.json", {"layers": layers_of(image)} if image else {"error": "no image"})
+        except Exception:
+            write_report(f"{stage}.json", {"exception": traceback.format_exc()})
+    if image:
+        image.clean_all()  # back where it was saved, or not: nothing for --quit to ask about
 
 
 report = {"gimp": Gimp.version()}
+image = None
 try:
-    report.update(stopped_dream())
+    result, image = stopped_dream()
+    report.update(result)
 except Exception:
     report["exception"] = traceback.format_exc()
 Gimp.message(MARKER)
-with open(os.path.join(CONFIG["out"], "report.json"), "w") as handle:
-    json.dump(report, handle)
+write_report("report.json", report)
+after_keys(image)

@@ -7,6 +7,8 @@ Filters ▸ Repeat does (WITH_LAST_VALS): our progress window shows, no settings
 title is set (gimprc image-title-format) to show the active layer, which is the newest dreamt layer, so the
 test sees from the host, with xdotool, when layers have arrived in GIMP. Then it presses Alt+S ("_Stop") in
 the window titled "Deep Dream" and judges the batch script's report, GIMP's output and the backend's log.
+After the report it presses Ctrl+Z (Undo) once in the image window, then Ctrl+Y (Redo), and the batch script
+(waiting for a signal file after each) records the layers again: one undo must take back the whole run.
 Skipped without GIMP 3 (and Xvfb, xdotool), unless CI=true: then that is a failure.
 """
 
@@ -39,11 +41,17 @@ ITERATIONS = 200  # ~4 per second at this size on a 2-core CPU: a minute, so Sto
 WIDTH = 96
 WANT_LAYERS = 2  # press Stop once GIMP shows this many dreamt layers
 TITLE_FORMAT = "dd-test[%n]"  # the image window's title: the active drawable's name (the newest layer)
+SHOWN = re.compile(r"^dd-test\[(.*)\]")  # GIMP appends " – GIMP" to the format
 LAYER_TITLE = re.compile(r"dd-test\[" + re.escape(PRESET) + r" · iteration (\d+)\]")
 PROGRESS_TITLE = "^Deep Dream$"  # our progress window (GimpUi.Dialog title=TITLE)
 START_TIMEOUT_S = 120  # GIMP's first start with a fresh profile queries every plug-in: ~7 s here
 STOP_TIMEOUT_S = 20  # from the key press to the report: the plug-in polls every 50 ms, the backend stops at once
 EXIT_TIMEOUT_S = 60
+# Pressed in the image window after the report, in this order. GIMP 3's Redo is Ctrl+Y: Ctrl+Shift+Z is
+# Strong Undo there (gimp-edit-strong-undo in gimp-3.0.4's action table).
+KEYS = {"undo": "ctrl+z", "redo": "ctrl+y"}
+KEY_TIMEOUT_S = 5  # from a key press to the image window's new title (the active layer changes)
+STAGE_TIMEOUT_S = 10  # from the signal file to the batch script's record of the layers (it polls every 0.1 s)
 PASS_ENV = ("DISPLAY", "GIMP3_DIRECTORY", "GIMP3_CACHEDIR", "DEEP_DREAM_ENDPOINT", "DEEP_DREAM_CONFIG_DIR",
             "XDG_CACHE_HOME", "DD_TEST_CONFIG")
 
@@ -105,6 +113,25 @@ class Screen:
 
     def close(self) -> None:
         end(self.process)
+
+
+def press_in_image_window(screen: Screen, key: str) -> dict[str, Any]:
+    """Focus the image window and press the key: no click, which the active tool could turn into a stroke.
+    GIMP has handled the key when the title (the active layer) changes: waited for, at most KEY_TIMEOUT_S."""
+    windows = screen.windows(r"^dd-test\[")
+    if len(windows) != 1:
+        return {"error": f"not exactly one image window: {windows}"}
+    window, before = next(iter(windows.items()))
+    press = screen.xdotool("windowfocus", "--sync", window, "key", key)
+    if press.returncode != 0:
+        return {"error": f"xdotool could not press {key} in the image window: {press.stderr}"}
+
+    def new_title() -> str | None:
+        title = screen.xdotool("getwindowname", window).stdout.rstrip("\n")
+        return title if title != before else None
+
+    titles = [before, wait_until(new_title, KEY_TIMEOUT_S, 0.1) or before]
+    return {"shown": [match.group(1) if (match := SHOWN.match(title)) else title for title in titles]}
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +196,20 @@ def stopped(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                         f"{ITERATIONS} iterations):\n{gimp_output()}")
         stop_seconds = time.monotonic() - pressed_at
         report = json.loads(report_file.read_text())
+        after: dict[str, dict[str, Any]] = {}
+        for stage, key in KEYS.items():
+            after[stage] = press_in_image_window(screen, key)
+            (work / f"{stage}.pressed").touch()  # the batch script records the layers now
+            layers_file = work / f"{stage}.json"
+            if wait_until(lambda file=layers_file: file.exists() or None, STAGE_TIMEOUT_S, 0.1):
+                after[stage]["report"] = json.loads(layers_file.read_text())
         try:
             gimp.wait(EXIT_TIMEOUT_S)  # --quit: GIMP ends after the batch script
         except subprocess.TimeoutExpired:
             pytest.fail(f"GIMP did not quit within {EXIT_TIMEOUT_S} s after the batch script:\n{gimp_output()}")
         wait_until(lambda: any(" cancelled" in line for line in backend.output) or None, 10)  # judged below
         yield {"report": report, "output": log.read_text(errors="replace"), "backend_log": "".join(backend.output),
-               "shown": shown, "stop_seconds": stop_seconds, "gimp_exit": gimp.returncode}
+               "shown": shown, "stop_seconds": stop_seconds, "gimp_exit": gimp.returncode, "after": after}
     finally:
         end(gimp)
         if screen is not None:
@@ -225,3 +259,22 @@ def test_undo_is_left_consistent(stopped):
     assert "deep-dream-test: GIMP messages reach the console" in output  # so the next line could see one
     assert "left image undo in inconsistent state" not in output
     assert stopped["report"]["undo_enabled"]
+
+
+def test_one_undo_removes_the_whole_run(stopped):
+    """GIMP's PDB can neither count nor perform undo steps; its GUI can: one Ctrl+Z leaves the image as before."""
+    assert stopped["report"]["layers"]["group"] == f"Deep Dream · {PRESET}"  # there was a run to take back
+    undo = stopped["after"]["undo"]
+    assert "error" not in undo, undo["error"]
+    assert "report" in undo, f"the batch script recorded no layers after Ctrl+Z:\n{stopped['output'][-4000:]}"
+    assert undo["report"].get("layers") == {"top": ["source"], "group": None, "children": []}, undo
+    assert undo["shown"][1] == "source", undo  # and the display shows it
+
+
+def test_redo_brings_it_back(stopped):
+    redo = stopped["after"]["redo"]
+    assert "error" not in redo, redo["error"]
+    assert "report" in redo, f"the batch script recorded no layers after Ctrl+Y:\n{stopped['output'][-4000:]}"
+    assert redo["report"].get("layers") == stopped["report"]["layers"], redo
+    newest = stopped["report"]["layers"]["children"][0]["name"]
+    assert redo["shown"] == ["source", newest], redo

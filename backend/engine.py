@@ -41,6 +41,7 @@ def default_max_pixels() -> int:
         return FALLBACK_MAX_PIXELS
     return int(memory * MEMORY_SHARE / BYTES_PER_PIXEL)
 
+
 MAX_TRACED = 16  # layer sets whose sub-model and traced loss are kept; a client can't grow this forever
 
 EvaluationCallback = Callable[[int, int, float], None]

@@ -23,7 +23,7 @@ import pytest
 import zmq
 
 from tests.conftest import ROOT, BackendProcess, free_endpoint, structured_image
-from wire import protocol
+from wire import protocol, user_folders
 from wire.client import BackendError, Client, NotListening
 
 sys.path.insert(0, str(ROOT / "gimp_plugin" / "deep_dream"))
@@ -131,20 +131,28 @@ def test_names():
 # ---- choices: the presets offered at registration ------------------------------------------------
 
 
-@pytest.mark.parametrize("variables", [
-    {"DEEP_DREAM_CONFIG_DIR": "/somewhere/else"},
-    {"DEEP_DREAM_CONFIG_DIR": None, "XDG_CONFIG_HOME": "/xdg/config"},
-    {"DEEP_DREAM_CONFIG_DIR": None, "XDG_CONFIG_HOME": None, "HOME": "/home/someone"},
+@pytest.mark.parametrize("variables, expected", [
+    ({"DEEP_DREAM_CONFIG_DIR": "/somewhere/else"}, "/somewhere/else/presets.json"),
+    ({"DEEP_DREAM_CONFIG_DIR": None, "XDG_CONFIG_HOME": "/xdg/config"}, "/xdg/config/deep-dream-gimp/presets.json"),
+    ({"DEEP_DREAM_CONFIG_DIR": None, "XDG_CONFIG_HOME": None, "HOME": "/home/someone"},
+     "/home/someone/.config/deep-dream-gimp/presets.json"),
 ])
-def test_the_user_presets_file_is_the_backends(monkeypatch, variables):
-    from backend.core.presets import PRESETS_FILE, config_dir
-
+def test_the_user_presets_file_per_environment(monkeypatch, variables, expected):
     for name, value in variables.items():
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-    assert choices.user_presets_file() == config_dir() / PRESETS_FILE
+    assert user_folders.presets_file() == Path(expected)
+
+
+def test_the_plugin_offers_the_presets_the_backend_loads(monkeypatch, tmp_path):
+    from backend.core.presets import load_presets
+
+    monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "presets.json").write_text('{"mine": {"features": {"block3_conv1": 0.1}}}')
+    assert "mine" in load_presets()
+    assert "mine" in choices.preset_names("tcp://127.0.0.1:9")  # nothing listens there: the file alone
 
 
 def test_presets_of_a_running_backend(backend, tmp_path, monkeypatch):

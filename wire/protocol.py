@@ -228,16 +228,13 @@ def bounded_number(value: Any, name: str, job: Any = None, maximum: float = MAX_
     return float(value)
 
 
-def check_settings(params: Any, job: Any = None, partial: bool = True) -> dict[str, Any]:
-    """Preset fields (all of them unless partial): features {layer: coeff}, numbers within their bounds."""
+def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
+    """Preset fields that are given: features {layer: coeff}, numbers within their bounds."""
     if not isinstance(params, dict):
         raise ProtocolError(E_BAD_REQUEST, '"params" must be a JSON object', job)
     unknown = sorted(set(params) - set(SETTING_FIELDS))
     if unknown:
         raise ProtocolError(E_BAD_REQUEST, f"unknown params {unknown}; allowed: {list(SETTING_FIELDS)}", job)
-    missing = [] if partial else [name for name in SETTING_FIELDS if name not in params]
-    if missing:
-        raise ProtocolError(E_BAD_REQUEST, f"missing fields {missing}", job)
     checked: dict[str, Any] = {}
     for name, value in params.items():
         if name == "features":

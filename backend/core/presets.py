@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from backend.core.vgg16_layers import VGG16_CONV_LAYERS
-from wire import protocol
+from wire import protocol, user_folders
 
 
 class PresetError(Exception):
@@ -42,20 +40,6 @@ BUILTIN_PRESETS = {
     "doggos": Preset({"block5_conv1": 0.05, "block5_conv2": 0.02}, 0.1, 0.02, 0.0),
 }
 DEFAULTS = {"continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0}
-PRESETS_FILE = "presets.json"
-
-
-def config_dir() -> Path:
-    """The user's config folder for this product (DEEP_DREAM_CONFIG_DIR overrides it)."""
-    if override := os.environ.get("DEEP_DREAM_CONFIG_DIR"):
-        return Path(override)
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home())) / "deep-dream-gimp"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "deep-dream-gimp"
-    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "deep-dream-gimp"
-
-
 def check_layers(features: dict[str, float]) -> None:
     unknown = [name for name in features if name not in VGG16_CONV_LAYERS]
     if unknown:
@@ -94,7 +78,7 @@ def _reject_constant(name: str) -> None:
 
 def load_presets(path: Path | None = None) -> dict[str, Preset]:
     """The built-in presets plus the user's (theirs win on a name clash). A missing file is fine."""
-    path = path or config_dir() / PRESETS_FILE
+    path = path or user_folders.presets_file()
     presets = dict(BUILTIN_PRESETS)
     if path.is_file():
         try:

@@ -13,33 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
-from wire import protocol
+from wire import protocol, user_folders
 
 BUILTIN_PRESETS = ("acid", "doggos")
 DEFAULT_PRESET = "doggos"
 ENDPOINT_VARIABLE = "DEEP_DREAM_ENDPOINT"  # the default endpoint, for a backend elsewhere (and for tests)
 FETCH_TIMEOUT_S = 1.0  # GIMP waits for the registration: never longer than this for a backend
-PRESETS_FILE = "presets.json"
 
 
 def default_endpoint() -> str:
     return os.environ.get(ENDPOINT_VARIABLE) or protocol.DEFAULT_ENDPOINT
-
-
-def user_presets_file() -> Path:
-    """The backend's default user presets file: mirrors backend/core/presets.py (a test keeps them equal)."""
-    if override := os.environ.get("DEEP_DREAM_CONFIG_DIR"):
-        folder = Path(override)
-    elif sys.platform == "win32":
-        folder = Path(os.environ.get("APPDATA", Path.home())) / "deep-dream-gimp"
-    elif sys.platform == "darwin":
-        folder = Path.home() / "Library" / "Application Support" / "deep-dream-gimp"
-    else:
-        folder = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "deep-dream-gimp"
-    return folder / PRESETS_FILE
 
 
 def file_preset_names(path: Path) -> list[str]:
@@ -67,5 +52,5 @@ def backend_preset_names(endpoint: str, timeout: float = FETCH_TIMEOUT_S) -> lis
 
 def preset_names(endpoint: str) -> list[str]:
     """Every preset name to offer: the built-ins first, then the user's and the backend's, sorted."""
-    found = set(file_preset_names(user_presets_file())) | set(backend_preset_names(endpoint))
+    found = set(file_preset_names(user_folders.presets_file())) | set(backend_preset_names(endpoint))
     return list(BUILTIN_PRESETS) + sorted(found - set(BUILTIN_PRESETS))

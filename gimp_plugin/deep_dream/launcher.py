@@ -8,7 +8,6 @@ cache folder), so it outlives the plug-in and serves later runs without loading 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from wire import protocol
+from wire import protocol, user_folders
 from wire.client import BackendError, Client, NotListening, is_listening
 
 LAUNCH_FILE = "backend.json"
@@ -64,19 +63,8 @@ def read_launch_file(path: Path) -> LaunchCommand:
     return LaunchCommand(command, cwd if isinstance(cwd, str) else None)
 
 
-def cache_dir() -> Path:
-    """The user's cache folder for this product (where the backend's log goes)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "deep-dream-gimp"
-
-
 def log_file() -> Path:
-    return cache_dir() / "backend.log"
+    return user_folders.cache_dir() / "backend.log"
 
 
 def is_local(endpoint: str) -> bool:

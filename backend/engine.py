@@ -26,20 +26,35 @@ from wire import protocol
 
 log = logging.getLogger(__name__)
 
-# Untiled VGG16 needs about 1.4 kB per pixel up to block5 (`bench --size 2048x1024`: 3.7 GB peak for
-# 2.1 MP), and L-BFGS keeps ~20 float64 copies of the image (0.5 kB per pixel): 2 kB per pixel in all.
-BYTES_PER_PIXEL = 2048
-MEMORY_SHARE = 0.5  # leave the other half to GIMP and the rest of the machine
-FALLBACK_MAX_PIXELS = 4 * 1024 * 1024
+# Memory. The loss and its gradient need about TILE_BYTES_PER_PIXEL per pixel of a tile's crop (VGG16's
+# activations kept for the gradient; measured below), whatever the image's size. Each pixel of the image
+# itself costs the L-BFGS state and the loop's copies: IMAGE_BYTES_PER_PIXEL.
+TILE_BYTES_PER_PIXEL = 1400
+IMAGE_BYTES_PER_PIXEL = 1024
+TILE_MEMORY_SHARE = 1 / 16  # of the machine's memory, for one tile's activations
+MEMORY_SHARE = 0.5  # for everything: leave the other half to GIMP and the rest of the machine
+FALLBACK_MEMORY = 8 * 2**30  # where the memory can't be read
+GPU_TILE_PIXELS = 1024 * 1024  # ~1.5 GB of activations: fits any GPU TensorFlow supports, with room
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_MEMORY
 
 
 def default_max_pixels() -> int:
-    """The largest image that fits in half of this machine's memory (4 MP where that can't be read)."""
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return FALLBACK_MAX_PIXELS
-    return int(memory * MEMORY_SHARE / BYTES_PER_PIXEL)
+    """The largest image whose L-BFGS state and copies fit in half of this machine's memory."""
+    return int(physical_memory() * MEMORY_SHARE / IMAGE_BYTES_PER_PIXEL)
+
+
+def default_tile_pixels(device: str) -> int:
+    """The largest tile crop, in pixels: a share of the memory on a CPU; on a GPU, a size that fits
+    its memory (TensorFlow does not tell how much a GPU has)."""
+    if device.startswith("GPU"):
+        return GPU_TILE_PIXELS
+    return int(physical_memory() * TILE_MEMORY_SHARE / TILE_BYTES_PER_PIXEL)
 
 
 MAX_TRACED = 16  # layer sets whose sub-model and traced loss are kept; a client can't grow this forever
@@ -51,20 +66,28 @@ IterationCallback = Callable[[int, float, bytes], None]
 class Engine:
     """VGG16 loaded once; one sub-model and traced loss per set of feature layers, kept warm."""
 
-    def __init__(self, weights: str = "auto", presets_path: Path | None = None, max_pixels: int | None = None):
+    def __init__(
+        self,
+        weights: str = "auto",
+        presets_path: Path | None = None,
+        max_pixels: int | None = None,
+        tile_size: int | None = None,
+    ):
         started = time.perf_counter()
         self.weights = resolve_weights(weights)
         self.vgg16 = load_vgg16(self.weights)
         self.presets_path = presets_path
         self.max_pixels = max_pixels or default_max_pixels()
         self.device = device_name()
+        self.max_tile_pixels = tile_size**2 if tile_size else default_tile_pixels(self.device)
         self._presets_problem: str | None = None
         self._losses: OrderedDict[tuple[str, ...], DreamLoss] = OrderedDict()
         self.load_s = time.perf_counter() - started
         log.info("VGG16 with %s weights loaded on %s in %.1f s", self.weights.name, self.device, self.load_s)
 
     def info(self) -> dict[str, Any]:
-        return {"model": "vgg16", "weights": self.weights.name, "device": self.device, "max_pixels": self.max_pixels}
+        return {"model": "vgg16", "weights": self.weights.name, "device": self.device, "max_pixels": self.max_pixels,
+                "max_tile_pixels": self.max_tile_pixels}
 
     def presets(self) -> tuple[dict[str, Preset], str | None]:
         """(presets, what is wrong with the user's file or None), read afresh each time so edits show
@@ -110,7 +133,7 @@ class Engine:
         if layers in self._losses:
             self._losses.move_to_end(layers)
         else:
-            self._losses[layers] = DreamLoss(feature_model(self.vgg16, layers))
+            self._losses[layers] = DreamLoss(feature_model(self.vgg16, layers), layers, self.max_tile_pixels)
             if len(self._losses) > MAX_TRACED:
                 self._losses.popitem(last=False)
         coeffs = [settings.features[name] for name in layers]

@@ -1,4 +1,4 @@
-"""The seed article's Deep Dream loss and its gradient with respect to the image.
+"""The seed article's Deep Dream loss and its gradient with respect to the image, tile by tile.
 
 x is the preprocessed image, H×W×3. For each feature layer with activation a (h×w×c):
     −coeff · Σ a[2:h−2, 2:w−2, :]² / (h·w·c)
@@ -12,71 +12,122 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from backend.core import tiling
 from backend.core.dream import LossAndGradient
 
 
-def feature_term(activations: list[tf.Tensor], coeffs: tf.Tensor) -> tf.Tensor:
-    """−Σ coeff · (energy of the non-border activations) / (h·w·c), over the feature layers."""
+def feature_term(
+    activations: list[tf.Tensor], coeffs: tf.Tensor, ranges: tf.Tensor, norms: tf.Tensor
+) -> tf.Tensor:
+    """−Σ coeff · (energy of the activations this tile owns) / (h·w·c of the whole image's layer).
+
+    ranges[k] = (row start, row end, col start, col end) in layer k's activation grid of the crop;
+    for a whole image they are the non-border activations [2:h−2, 2:w−2], as in the seed.
+    """
     total = tf.constant(0.0)
     for index, a in enumerate(activations):
-        shape = tf.shape(a)
-        h, w, c = shape[1], shape[2], shape[3]
-        inner = a[:, 2 : h - 2, 2 : w - 2, :]
-        size = tf.cast(h * w * c, tf.float32)
-        total -= coeffs[index] * tf.reduce_sum(tf.square(inner)) / size
+        r = ranges[index]
+        owned = a[0, r[0] : r[1], r[2] : r[3], :]
+        total -= coeffs[index] * tf.reduce_sum(tf.square(owned)) / norms[index]
     return total
 
 
-def continuity_term(x: tf.Tensor) -> tf.Tensor:
-    """Σ ((x[i+1,j]−x[i,j])² + (x[i,j+1]−x[i,j])²)^1.25 / (H·W·3) for x of shape H×W×3."""
-    corner = x[:-1, :-1, :]
-    down = tf.square(x[1:, :-1, :] - corner)
-    right = tf.square(x[:-1, 1:, :] - corner)
-    return tf.reduce_sum(tf.pow(down + right, 1.25)) / tf.cast(tf.size(x), tf.float32)
+def continuity_term(x: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
+    """Σ ((x[i+1,j]−x[i,j])² + (x[i,j+1]−x[i,j])²)^1.25 over the grid positions (i, j) in `grid`
+    (row start, row end, col start, col end); not yet divided by the pixel count."""
+    corner = x[grid[0] : grid[1], grid[2] : grid[3], :]
+    down = tf.square(x[grid[0] + 1 : grid[1] + 1, grid[2] : grid[3], :] - corner)
+    right = tf.square(x[grid[0] : grid[1], grid[2] + 1 : grid[3] + 1, :] - corner)
+    return tf.reduce_sum(tf.pow(down + right, 1.25))
 
 
-def l2_term(x: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.square(x)) / tf.cast(tf.size(x), tf.float32)
+def l2_term(x: tf.Tensor, pixels: tf.Tensor) -> tf.Tensor:
+    """Σ x² over the pixels (row start, row end, col start, col end); not yet divided by the pixel count."""
+    return tf.reduce_sum(tf.square(x[pixels[0] : pixels[1], pixels[2] : pixels[3], :]))
 
 
 class DreamLoss:
-    """Loss and input gradient for one set of feature layers; weights are arguments, so no retracing.
+    """Loss and input gradient for one set of feature layers, computed tile by tile.
 
-    Each new image size traces the graph once. Only the input gradient is asked for: no weight
-    gradients are computed.
+    The traced function takes a crop and which terms it owns (backend/core/tiling.py) as arguments,
+    as it does the weights, so neither a new size nor a new tile retraces it. Only the input gradient
+    is asked for: no weight gradients are computed.
     """
 
-    def __init__(self, features: keras.Model) -> None:
+    def __init__(self, features: keras.Model, layers: tuple[str, ...], max_tile_pixels: int) -> None:
         self._features = features
+        self.layers = layers
+        self.max_tile_pixels = max_tile_pixels
+        self._channels = tuple(int(output.shape[-1]) for output in features.outputs)
+        n = len(layers)
         spec = [
-            tf.TensorSpec([None, None, 3], tf.float32),
-            tf.TensorSpec([len(features.outputs)], tf.float32),
-            tf.TensorSpec([], tf.float32),
-            tf.TensorSpec([], tf.float32),
+            tf.TensorSpec([None, None, 3], tf.float32),  # the crop
+            tf.TensorSpec([n], tf.float32),  # coefficients
+            tf.TensorSpec([], tf.float32),  # continuity
+            tf.TensorSpec([], tf.float32),  # dream_l2
+            tf.TensorSpec([n, 4], tf.int32),  # owned activations per layer
+            tf.TensorSpec([n], tf.float32),  # h·w·c per layer, whole image
+            tf.TensorSpec([2, 4], tf.int32),  # owned pixels (L2), owned pixel pairs (continuity)
+            tf.TensorSpec([], tf.float32),  # H·W·3, whole image
         ]
-        self._evaluate = tf.function(self._loss_and_gradient, input_signature=spec, reduce_retracing=True)
+        self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec, reduce_retracing=True)
 
-    def _loss_and_gradient(
-        self, x: tf.Tensor, coeffs: tf.Tensor, continuity: tf.Tensor, dream_l2: tf.Tensor
+    def _tile_loss_and_gradient(
+        self,
+        x: tf.Tensor,
+        coeffs: tf.Tensor,
+        continuity: tf.Tensor,
+        dream_l2: tf.Tensor,
+        ranges: tf.Tensor,
+        norms: tf.Tensor,
+        pixels: tf.Tensor,
+        size: tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
             activations = self._features(x[tf.newaxis], training=False)
             if not isinstance(activations, (list, tuple)):
                 activations = [activations]
-            loss = feature_term(list(activations), coeffs) + continuity * continuity_term(x) + dream_l2 * l2_term(x)
+            loss = (
+                feature_term(list(activations), coeffs, ranges, norms)
+                + (continuity * continuity_term(x, pixels[1]) + dream_l2 * l2_term(x, pixels[0])) / size
+            )
         return loss, tape.gradient(loss, x)
 
+    def tiles(self, height: int, width: int) -> list[tiling.Tile]:
+        return tiling.plan(height, width, self.layers, self.max_tile_pixels)
+
     def bind(self, coeffs: list[float], continuity: float, dream_l2: float) -> LossAndGradient:
-        """x (H×W×3 float32) → (loss, ∂loss/∂x as float32) for these weights."""
-        args = (
+        """x (H×W×3 float32) → (loss, ∂loss/∂x as float32) for these weights: the tiles' sum."""
+        weights = (
             tf.constant(coeffs, tf.float32),
             tf.constant(continuity, tf.float32),
             tf.constant(dream_l2, tf.float32),
         )
 
         def loss_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
-            loss, gradient = self._evaluate(tf.convert_to_tensor(x, dtype=tf.float32), *args)
-            return float(loss), gradient.numpy()
+            height, width = x.shape[:2]
+            tiles = self.tiles(height, width)
+            norms = tf.constant(tiling.feature_norms(height, width, self.layers, self._channels))
+            size = tf.constant(float(x.size))
+            gradient = np.empty(x.shape, np.float32) if len(tiles) > 1 else None
+            if gradient is not None:
+                gradient.fill(0.0)
+            total = 0.0
+            for tile in tiles:
+                rows, cols = slice(tile.rows.start, tile.rows.end), slice(tile.cols.start, tile.cols.end)
+                loss, tile_gradient = self._evaluate(
+                    tf.convert_to_tensor(x[rows, cols], dtype=tf.float32),
+                    *weights,
+                    tf.constant(tiling.feature_ranges(tile, height, width, self.layers)),
+                    norms,
+                    tf.constant(tiling.pixel_ranges(tile, height, width)),
+                    size,
+                )
+                total += float(loss)
+                if gradient is None:
+                    return total, tile_gradient.numpy()
+                gradient[rows, cols] += tile_gradient.numpy()
+            return total, gradient
 
         return loss_and_gradient

@@ -1,0 +1,74 @@
+"""Exact tiling: the tiles' losses and gradients add up to the untiled ones (backend/core/tiling.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.core import tiling
+from backend.core.loss import DreamLoss
+from backend.core.model import feature_model
+from backend.core.preprocessing import preprocess
+from tests.conftest import structured_image
+
+HEIGHT, WIDTH = 400, 360  # a few hundred pixels: several tiles of at most 280×280 pixels for block5
+TILE_PIXELS = 280 * 280
+DEEP = ("block3_conv1", "block5_conv2")
+
+
+def test_receptive_fields_are_vgg16s():
+    assert tiling.reach("block1_conv1") == tiling.Reach(1, 1, 1)
+    conv5_3 = tiling.reach("block5_conv3")
+    assert (conv5_3.stride, conv5_3.before + conv5_3.after + 1) == (16, 196)  # VGG16's published 196 px
+
+
+@pytest.mark.parametrize("layers", [("block1_conv2",), ("block3_conv3",), DEEP, ("block5_conv3",)])
+@pytest.mark.parametrize("height,width,budget",
+                         [(HEIGHT, WIDTH, TILE_PIXELS), (2048, 2048, 1_200_000), (33, 900, 9000)])
+def test_cores_partition_the_image_and_crops_fit(layers, height, width, budget):
+    tiles = tiling.plan(height, width, layers, budget)
+    align, before, after = tiling.halo(layers)
+    owner = np.zeros((height, width), np.int32)
+    for tile in tiles:
+        owner[tile.rows.core_start : tile.rows.core_end, tile.cols.core_start : tile.cols.core_end] += 1
+        for span, length in ((tile.rows, height), (tile.cols, width)):
+            assert span.start % align == 0
+            assert span.start == max(0, span.core_start - before) and span.end == min(length, span.core_end + after)
+    assert (owner == 1).all()
+    # Within the budget, or, where no split is that small, the finest split there is.
+    assert max(tile.pixels for tile in tiles) <= budget or tiles == tiling.plan(height, width, layers, 0)
+
+
+def loss_pair(engine, layers: tuple[str, ...], max_tile_pixels: int) -> DreamLoss:
+    return DreamLoss(feature_model(engine.vgg16, layers), layers, max_tile_pixels)
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+    return preprocess(structured_image(WIDTH, HEIGHT, seed=5)).astype(np.float32)
+
+
+@pytest.mark.parametrize("coeffs,continuity,dream_l2", [
+    ([0.02, 0.05], 0.0, 0.0),  # the feature term alone
+    ([0.0, 0.0], 0.3, 0.0),  # continuity alone: its pixel pairs cross the seams
+    ([0.0, 0.0], 0.0, 0.05),  # L2 alone
+    ([0.02, 0.05], 0.1, 0.02),
+], ids=["features", "continuity", "l2", "all"])
+def test_tiled_loss_and_gradient_equal_untiled(engine, x, coeffs, continuity, dream_l2):
+    whole = loss_pair(engine, DEEP, 10**9)
+    tiled = loss_pair(engine, DEEP, TILE_PIXELS)
+    assert len(whole.tiles(HEIGHT, WIDTH)) == 1 and len(tiled.tiles(HEIGHT, WIDTH)) >= 4
+    expected_loss, expected_gradient = whole.bind(coeffs, continuity, dream_l2)(x)
+    loss, gradient = tiled.bind(coeffs, continuity, dream_l2)(x)
+    assert abs(expected_loss) > 0 and np.abs(expected_gradient).max() > 0
+    assert loss == pytest.approx(expected_loss, rel=1e-4)
+    assert np.linalg.norm(gradient - expected_gradient) <= 1e-4 * np.linalg.norm(expected_gradient)
+    assert np.abs(gradient - expected_gradient).max() <= 1e-4 * np.abs(expected_gradient).max()
+
+
+def test_without_the_halo_tiles_are_wrong(engine, x, monkeypatch):
+    """The check above can fail: crops cut at their cores see padding the whole image does not have."""
+    expected_loss, expected_gradient = loss_pair(engine, DEEP, 10**9).bind([0.02, 0.05], 0.0, 0.0)(x)
+    monkeypatch.setattr(tiling, "halo", lambda layers: (16, 0, 1))
+    loss, gradient = loss_pair(engine, DEEP, TILE_PIXELS).bind([0.02, 0.05], 0.0, 0.0)(x)
+    assert np.linalg.norm(gradient - expected_gradient) > 1e-2 * np.linalg.norm(expected_gradient)

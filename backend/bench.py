@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from backend.core import tiling
 from backend.core.preprocessing import preprocess
 from backend.engine import Engine
 from wire import protocol
@@ -124,9 +125,11 @@ def measure_overhead(engine: Engine, sizes: tuple[tuple[int, int], ...] = ((1024
     return max(overheads)
 
 
-def run_bench(weights: str, width: int, height: int, preset: str, evaluations: int) -> dict[str, Any]:
+def run_bench(
+    weights: str, width: int, height: int, preset: str, evaluations: int, tile_size: int | None = None
+) -> dict[str, Any]:
     started = time.perf_counter()
-    engine = Engine(weights)
+    engine = Engine(weights, tile_size=tile_size)
     load_s = time.perf_counter() - started
     settings = engine.settings(preset, {})
     loss = engine.loss_for(settings)
@@ -139,10 +142,11 @@ def run_bench(weights: str, width: int, height: int, preset: str, evaluations: i
         loss(x)
         timings.append(time.perf_counter() - begin)
     s_per_eval = statistics.median(timings)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the dream's peak, before the limit's own
+    tiles = tiling.plan(height, width, tuple(sorted(settings.features)), engine.max_tile_pixels)
     shapes = conv_shapes(engine, tuple(settings.features), width, height)
     gflop = conv_gflop(shapes)
     limit = sum(time_conv(layer, shape) for layer, shape in shapes)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the overhead run's images
     engine.warm_up()  # as `serve` does before it says it is ready
     overhead_s = measure_overhead(engine)
     return {
@@ -151,6 +155,8 @@ def run_bench(weights: str, width: int, height: int, preset: str, evaluations: i
         "weights": engine.weights.name,
         "device": engine.device,
         "evaluations": evaluations,
+        "tiles": len(tiles),
+        "tile_crop_pixels": max(tile.pixels for tile in tiles),
         "s_per_eval": round(s_per_eval, 4),
         "gflop_per_eval": round(gflop, 1),
         "gflops": round(gflop / s_per_eval, 1),

@@ -36,8 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def engine_options(command: argparse.ArgumentParser) -> None:
+    def engine_options(command: argparse.ArgumentParser, presets: bool = True) -> None:
         command.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
+        command.add_argument("--tile-size", type=_positive, default=None, metavar="PIXELS",
+                             help="longest side of the square a tile (with its halo) may cover; larger images are "
+                                  "dreamt tile by tile, exactly (default: chosen from the memory)")
+        if not presets:
+            return
         command.add_argument(
             "--presets", type=Path, metavar="FILE",
             help="user presets JSON file (default: presets.json in the user's config folder, see README)",
@@ -59,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--seed", type=_non_negative, default=None, help="random seed for the jitter (reproducible)")
     dream.add_argument("--max-size", type=_non_negative, default=0,
                        help="dream on a copy whose longer side is at most this, scaled back (0 = full size)")
+    dream.add_argument("--octaves", type=_positive, default=None,
+                       help="dream at this many scales, smallest first, carrying the detail up (default: the "
+                            "preset's; 1 = the seed's loop)")
+    dream.add_argument("--octave-scale", type=float, default=None, metavar="SCALE",
+                       help="size ratio between neighbouring octaves, over 1 (default: the preset's, e.g. 1.4)")
     engine_options(dream)
 
     presets = commands.add_parser("presets", help="print the presets as JSON")
@@ -70,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="WIDTHxHEIGHT (default: %(default)s, the seed's size)")
     bench.add_argument("--preset", default="doggos", help="preset (default: %(default)s)")
     bench.add_argument("--evaluations", type=_positive, default=8, help="evaluations to time (default: %(default)s)")
-    bench.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
+    engine_options(bench, presets=False)
     return parser
 
 
@@ -127,7 +137,7 @@ def _engine(args: argparse.Namespace, **extra: object):  # -> Engine (imports Te
     from backend.engine import Engine
 
     try:
-        return Engine(args.weights, args.presets, **extra)
+        return Engine(args.weights, getattr(args, "presets", None), tile_size=args.tile_size, **extra)
     except WeightsError as exc:
         raise SystemExit(f"error: {exc}") from None
 
@@ -170,8 +180,10 @@ def dream(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
     engine = _engine(args)
+    overrides = {name: value for name, value in (("octaves", args.octaves), ("octave_scale", args.octave_scale))
+                 if value is not None}
     try:
-        settings = engine.settings(args.preset, {})
+        settings = engine.settings(args.preset, protocol.check_settings(overrides))
     except protocol.ProtocolError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -180,8 +192,9 @@ def dream(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     alpha = pixels[..., 3] if has_alpha else None
     bar = ProgressBar(args.iterations)
+    octaves = f", {settings.octaves} octaves × {settings.octave_scale:g}" if settings.octaves > 1 else ""
     print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
-          f"iteration{'s' if args.iterations != 1 else ''}, seed {seed}", file=sys.stderr)
+          f"iteration{'s' if args.iterations != 1 else ''}{octaves}, seed {seed}", file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)
@@ -230,7 +243,7 @@ def bench(args: argparse.Namespace) -> int:
     from backend.core.model import WeightsError
 
     try:
-        result = run_bench(args.weights, width, height, args.preset, args.evaluations)
+        result = run_bench(args.weights, width, height, args.preset, args.evaluations, args.tile_size)
     except (protocol.ProtocolError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

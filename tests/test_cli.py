@@ -51,7 +51,8 @@ def test_presets_prints_json_with_the_users_own(tmp_path):
     result = backend("presets", "--presets", str(user))
     presets = json.loads(result.stdout)
     assert set(presets) == {"acid", "doggos", "mine"}
-    assert presets["mine"] == {"features": {"block3_conv1": 0.1}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0}
+    assert presets["mine"] == {"features": {"block3_conv1": 0.1}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0,
+                               "octaves": 1, "octave_scale": 1.4}
     user.write_text(json.dumps({"broken": {"features": {"block0_conv9": 1}}}))
     broken = backend("presets", "--presets", str(user))
     assert broken.returncode == 1 and "block0_conv9" in broken.stderr and str(user) in broken.stderr

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from backend.core import imaging
-from backend.core.dream import Cancelled, Diverged, dream
+from backend.core.dream import Cancelled, Diverged, Octaves, dream, octave_sizes, split_iterations
+from backend.core.imaging import resize_float
 from backend.core.preprocessing import deprocess, preprocess
 from tests.conftest import structured_image
 from wire import protocol
@@ -125,3 +126,54 @@ def test_a_loss_that_stops_being_finite_ends_the_dream_clearly():
 
     with pytest.raises(Diverged, match="lower the preset's coefficients"):
         list(dream(exploding, preprocess(structured_image(8, 8)), 2, 0.0, 0))
+
+
+def test_iterations_are_split_over_octaves_the_largest_taking_the_rest():
+    assert split_iterations(10, 3) == [3, 3, 4]
+    assert split_iterations(2, 3) == [0, 1, 1]
+    assert split_iterations(7, 1) == [7]
+
+
+def test_octaves_grow_by_their_scale_to_the_image_size_and_never_below_the_minimum():
+    assert octave_sizes(450, 900, Octaves(3, 1.5), 32) == [(200, 400), (300, 600), (450, 900)]
+    assert octave_sizes(60, 100, Octaves(4, 2.0), 32) == [(32, 53), (32, 53), (32, 53), (60, 100)]
+    assert octave_sizes(20, 10, Octaves(2, 1.4), 32) == [(20, 10), (20, 10)]  # too small to shrink at all
+
+
+def test_each_octave_starts_from_the_original_plus_the_upscaled_detail():
+    """Detail re-injection, checked on what the loss is evaluated at (no jitter, a loss pulling to 7)."""
+    x0 = preprocess(structured_image(60, 45))
+    seen: list[np.ndarray] = []
+
+    def pull_to_seven(x: np.ndarray) -> tuple[float, np.ndarray]:
+        seen.append(x.copy())
+        return float(np.sum((x - 7.0) ** 2)), 2 * (x - 7.0)
+
+    steps = list(dream(pull_to_seven, x0, 4, 0.0, 0, Octaves(2, 1.5), min_side=8))
+    assert [step.image.shape[:2] for step in steps] == [(30, 40), (30, 40), (45, 60), (45, 60)]
+    small = resize_float(x0, 40, 30)
+    np.testing.assert_allclose(seen[0], small, atol=1e-4)  # the first octave starts from the shrunk original
+    first_of_second = next(x for x in seen if x.shape[:2] == (45, 60))
+    expected = x0 + resize_float(steps[1].image - small, 60, 45)
+    np.testing.assert_allclose(first_of_second, expected, atol=1e-3)
+    assert np.abs(steps[1].image - small).max() > 1  # there was detail to carry
+
+
+def test_octave_dreams_come_back_at_the_input_size_every_iteration(engine):
+    rgb = structured_image(120, 90)
+    settings = engine.settings("doggos", {"features": {"block2_conv1": 0.05}, "octaves": 3, "octave_scale": 1.4})
+    sizes = []
+    original = engine.loss_for
+
+    def spy(preset):
+        inner = original(preset)
+        return lambda x: (sizes.append(x.shape[:2]), inner(x))[1]
+
+    engine.loss_for = spy
+    try:
+        images = [image for _, _, image in engine.dream_rgb(rgb, settings, 4, 0)]
+    finally:
+        del engine.loss_for
+    assert [image.shape for image in images] == [rgb.shape] * 4
+    assert sorted(set(sizes)) == [(46, 61), (64, 86), (90, 120)]
+    assert sizes[0] == (46, 61) and sizes[-1] == (90, 120)

@@ -48,7 +48,7 @@ E_DIVERGED = "diverged"  # the loss stopped being a finite number
 E_INTERNAL = "internal"
 
 CHANNELS = (3, 4)
-SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter")
+SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter", "octaves", "octave_scale")
 # VGG16 pools four times before block5: a side under 16 px leaves it nothing. Smaller images (a tiny
 # selection) are dreamt on a copy scaled up to this shorter side.
 MIN_SIDE = 32
@@ -58,6 +58,8 @@ MAX_REQUEST_PIXELS = 100_000_000
 # Upper bounds that keep the loss finite in float32; far beyond anything that dreams well.
 MAX_COEFFICIENT = 1000.0
 MAX_JITTER = 255.0  # in pixel levels
+MAX_OCTAVES = 8
+MAX_OCTAVE_SCALE = 4.0  # between neighbouring octaves; 1.2–1.6 dreams best
 
 
 class ProtocolError(Exception):
@@ -242,6 +244,14 @@ def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
                 raise ProtocolError(E_BAD_REQUEST, '"features" must be a non-empty object {layer: coeff}', job)
             checked[name] = {str(layer): bounded_number(coeff, f"features.{layer}", job)
                              for layer, coeff in value.items()}
+        elif name == "octaves":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OCTAVES:
+                raise ProtocolError(E_BAD_REQUEST, f'"octaves" must be an integer from 1 to {MAX_OCTAVES}', job)
+            checked[name] = value
+        elif name == "octave_scale":
+            checked[name] = bounded_number(value, name, job, MAX_OCTAVE_SCALE)
+            if checked[name] <= 1:
+                raise ProtocolError(E_BAD_REQUEST, f'"octave_scale" must be over 1, got {value}', job)
         else:
             checked[name] = bounded_number(value, name, job, MAX_JITTER if name == "jitter" else MAX_COEFFICIENT)
     return checked

@@ -1,4 +1,5 @@
-"""The seed article's jittered L-BFGS loop: one iteration = jitter, fmin_l_bfgs_b(maxfun=7), un-jitter."""
+"""The seed article's jittered L-BFGS loop: one iteration = jitter, fmin_l_bfgs_b(maxfun=7), un-jitter;
+run over one or more octaves (scales) with detail re-injection."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import fmin_l_bfgs_b
+
+from backend.core.imaging import resize_float
 
 EVALUATIONS_PER_ITERATION = 7  # the seed's maxfun
 
@@ -26,7 +29,32 @@ class Diverged(Exception):
 class Iteration:
     index: int  # 0-based
     loss: float
-    image: np.ndarray  # the preprocessed image after this iteration, float64 H×W×3
+    image: np.ndarray  # the preprocessed image after this iteration, float64, at its octave's size
+
+
+@dataclass(frozen=True)
+class Octaves:
+    """Dream at `count` scales, each `scale` times the previous, smallest first (1 = the seed's loop)."""
+
+    count: int = 1
+    scale: float = 1.4
+
+
+def octave_sizes(height: int, width: int, octaves: Octaves, min_side: int) -> list[tuple[int, int]]:
+    """(height, width) of each octave, smallest first; the last is the image's own. No octave's shorter
+    side is under min_side (or the image's, if that is smaller): VGG16 needs a few pixels to see."""
+    floor = min(min_side, height, width) / min(height, width)
+    sizes = []
+    for step in range(octaves.count - 1, -1, -1):
+        factor = max(octaves.scale**-step, floor)
+        sizes.append((max(1, round(height * factor)), max(1, round(width * factor))))
+    return sizes
+
+
+def split_iterations(iterations: int, count: int) -> list[int]:
+    """Iterations per octave, smallest first: as even as can be, the remainder going to the largest.
+    With fewer iterations than octaves the smallest octaves get none."""
+    return [iterations // count + (1 if step >= count - iterations % count else 0) for step in range(count)]
 
 
 def dream(
@@ -35,21 +63,43 @@ def dream(
     iterations: int,
     jitter: float,
     seed: int,
+    octaves: Octaves = Octaves(),
+    min_side: int = 32,
     on_evaluation: Callable[[int, int, float], None] = lambda iteration, evaluation, loss: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Iteration]:
-    """Yield the image after each iteration; each starts from the previous one's result.
+    """Yield the image after each iteration (at its octave's size); each starts from the previous one.
 
     Jitter is uniform in [−jitter, +jitter] for every value, drawn from a generator seeded with `seed`,
     so the same seed, image and settings give the same dream. float64 only at the SciPy boundary.
+
+    Octaves (Google's DeepDream): dream the image shrunk, then at each larger scale start from the
+    original at that scale plus the detail dreamt so far (dream − original), upscaled. With one octave
+    this is exactly the seed's loop on x0.
     """
     rng = np.random.default_rng(seed)
-    x = x0.astype(np.float64)
-    for index in range(iterations):
-        shift = rng.uniform(-jitter, jitter, size=x.shape) if jitter > 0 else np.zeros(x.shape)
-        moved, loss = _minimise(loss_and_gradient, x + shift, index, on_evaluation, should_stop)
-        x = moved - shift
-        yield Iteration(index, loss, x)
+    height, width = x0.shape[:2]
+    plan = [
+        (size, count)
+        for size, count in zip(octave_sizes(height, width, octaves, min_side),
+                               split_iterations(iterations, octaves.count), strict=True)
+        if count > 0
+    ]
+    index, x, base = 0, None, None
+    for (octave_height, octave_width), count in plan:
+        octave_base = x0 if (octave_height, octave_width) == (height, width) else resize_float(
+            x0, octave_width, octave_height)
+        if x is None:
+            x = octave_base.astype(np.float64)
+        else:  # re-inject the detail dreamt at the smaller scale
+            x = octave_base + resize_float(x - base, octave_width, octave_height).astype(np.float64)
+        base = octave_base
+        for _ in range(count):
+            shift = rng.uniform(-jitter, jitter, size=x.shape) if jitter > 0 else np.zeros(x.shape)
+            moved, loss = _minimise(loss_and_gradient, x + shift, index, on_evaluation, should_stop)
+            x = moved - shift
+            yield Iteration(index, loss, x)
+            index += 1
 
 
 def _minimise(

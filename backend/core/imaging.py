@@ -24,3 +24,16 @@ def resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return rgb
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def resize_float(x: np.ndarray, width: int, height: int) -> np.ndarray:
+    """H×W×C float → height×width×C float32, bicubic per channel (octaves resize preprocessed images,
+    whose values are not 8-bit)."""
+    if x.shape[1] == width and x.shape[0] == height:
+        return x.astype(np.float32, copy=False)
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c], np.float32)).resize(
+            (width, height), Image.Resampling.BICUBIC))
+        for c in range(x.shape[2])
+    ]
+    return np.stack(channels, axis=-1)

@@ -25,6 +25,8 @@ class Preset:
     continuity: float
     dream_l2: float
     jitter: float
+    octaves: int = 1  # scales dreamt, smallest first; 1 = the seed's loop at the image's size
+    octave_scale: float = 1.4  # size ratio between neighbouring octaves
 
     def with_overrides(self, overrides: dict[str, Any]) -> Preset:
         preset = replace(self, **overrides)
@@ -39,7 +41,7 @@ BUILTIN_PRESETS = {
     "acid": Preset({"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}, 0.1, 0.8, 5.0),
     "doggos": Preset({"block5_conv1": 0.05, "block5_conv2": 0.02}, 0.1, 0.02, 0.0),
 }
-DEFAULTS = {"continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0}
+DEFAULTS = {"continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4}
 def check_layers(features: dict[str, float]) -> None:
     unknown = [name for name in features if name not in VGG16_CONV_LAYERS]
     if unknown:
@@ -50,8 +52,8 @@ def check_layers(features: dict[str, float]) -> None:
 
 
 def parse_user_presets(data: bytes, where: str) -> dict[str, Preset]:
-    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?}}, checked like a request's params;
-    missing numbers take DEFAULTS."""
+    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?, octaves?, octave_scale?}},
+    checked like a request's params; missing numbers take DEFAULTS."""
     try:
         entries = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -12,6 +12,10 @@ from scipy.optimize import fmin_l_bfgs_b
 from backend.core.imaging import resize_float
 
 EVALUATIONS_PER_ITERATION = 7  # the seed's maxfun
+# L-BFGS keeps 2·m float64 vectors of the image's size. Past LEAN_ABOVE values (4 MP) it keeps
+# LEAN_HISTORY corrections instead of 7: 192 bytes less per pixel, 3 GB less at 16 MP.
+LEAN_ABOVE = 3 * 4 * 1024 * 1024
+LEAN_HISTORY = 3
 
 # x (H×W×3 float32) → (loss, ∂loss/∂x): what the loop minimises; backend/core/loss.py provides it.
 LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
@@ -126,7 +130,6 @@ def _minimise(
 
     # At most maxfun evaluations means at most that many corrections: keeping m = maxfun instead of
     # SciPy's 10 changes no result and saves 6 image-sized float64 vectors of L-BFGS history.
-    flat, loss, _ = fmin_l_bfgs_b(
-        objective, start.ravel(), m=EVALUATIONS_PER_ITERATION, maxfun=EVALUATIONS_PER_ITERATION
-    )
+    history = EVALUATIONS_PER_ITERATION if start.size <= LEAN_ABOVE else LEAN_HISTORY
+    flat, loss, _ = fmin_l_bfgs_b(objective, start.ravel(), m=history, maxfun=EVALUATIONS_PER_ITERATION)
     return flat.reshape(shape), float(loss)

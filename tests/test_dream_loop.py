@@ -177,3 +177,19 @@ def test_octave_dreams_come_back_at_the_input_size_every_iteration(engine):
     assert [image.shape for image in images] == [rgb.shape] * 4
     assert sorted(set(sizes)) == [(46, 61), (64, 86), (90, 120)]
     assert sizes[0] == (46, 61) and sizes[-1] == (90, 120)
+
+
+def test_large_images_keep_a_shorter_l_bfgs_history(monkeypatch):
+    from backend.core import dream as loop
+
+    histories = []
+    real = loop.fmin_l_bfgs_b
+    monkeypatch.setattr(loop, "fmin_l_bfgs_b", lambda *args, **kw: (histories.append(kw["m"]), real(*args, **kw))[1])
+    monkeypatch.setattr(loop, "LEAN_ABOVE", 20 * 20 * 3)
+
+    def bowl(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(np.sum(x**2)), 2 * x
+
+    for side in (20, 21):
+        list(dream(bowl, preprocess(structured_image(side, side)), 1, 0.0, 0))
+    assert histories == [loop.EVALUATIONS_PER_ITERATION, loop.LEAN_HISTORY]

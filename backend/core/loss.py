@@ -8,6 +8,8 @@ plus dream_l2 · Σ x² / (H·W·3).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -27,9 +29,18 @@ def feature_term(
     total = tf.constant(0.0)
     for index, a in enumerate(activations):
         r = ranges[index]
-        owned = a[0, r[0] : r[1], r[2] : r[3], :]
-        total -= coeffs[index] * tf.reduce_sum(tf.square(owned)) / norms[index]
+        # Sum over channels before cutting out the owned positions: the cut's gradient is then
+        # 1/c the size (slicing the activations themselves made block1 evaluations 3× slower).
+        energy = tf.reduce_sum(tf.square(a[0]), axis=-1)
+        total -= coeffs[index] * tf.reduce_sum(energy[r[0] : r[1], r[2] : r[3]]) / norms[index]
     return total
+
+
+@tf.custom_gradient
+def power_5_4(t: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+    """t^1.25 for t ≥ 0 as t·⁴√t, with its derivative 1.25·⁴√t (finite at 0): cheaper than tf.pow."""
+    root = tf.sqrt(tf.sqrt(t))
+    return t * root, lambda upstream: upstream * 1.25 * root
 
 
 def continuity_term(x: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
@@ -38,7 +49,7 @@ def continuity_term(x: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
     corner = x[grid[0] : grid[1], grid[2] : grid[3], :]
     down = tf.square(x[grid[0] + 1 : grid[1] + 1, grid[2] : grid[3], :] - corner)
     right = tf.square(x[grid[0] : grid[1], grid[2] + 1 : grid[3] + 1, :] - corner)
-    return tf.reduce_sum(tf.pow(down + right, 1.25))
+    return tf.reduce_sum(power_5_4(down + right))
 
 
 def l2_term(x: tf.Tensor, pixels: tf.Tensor) -> tf.Tensor:

@@ -99,9 +99,12 @@ def dream(
             x = octave_base + resize_float(x - base, octave_width, octave_height).astype(np.float64)
         base = octave_base
         for _ in range(count):
-            shift = rng.uniform(-jitter, jitter, size=x.shape) if jitter > 0 else np.zeros(x.shape)
-            moved, loss = _minimise(loss_and_gradient, x + shift, index, on_evaluation, should_stop)
-            x = moved - shift
+            if jitter > 0:
+                shift = rng.uniform(-jitter, jitter, size=x.shape)
+                moved, loss = _minimise(loss_and_gradient, x + shift, index, on_evaluation, should_stop)
+                x = moved - shift
+            else:  # no image-sized zeros to add and take off again
+                x, loss = _minimise(loss_and_gradient, x, index, on_evaluation, should_stop)
             yield Iteration(index, loss, x)
             index += 1
 

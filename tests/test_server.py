@@ -228,6 +228,9 @@ BAD_INPUT = {
     "huge jitter": ([header(**GOOD | {"params": {"jitter": 1e308}}), PIXELS], "bad_request"),
     "protocol true": ([header(type="hello", protocol=True)], "protocol"),
     "cancel unknown job": ([header(type="cancel", job="nobody")], "unknown_job"),
+    "over the iterations limit": ([header(**GOOD | {"iterations": protocol.MAX_ITERATIONS + 1}), PIXELS], "too_large"),
+    "header over its limit": ([header(type="hello", protocol=1, pad="x" * protocol.MAX_HEADER_BYTES)], "too_large"),
+    "nested too deep": ([b"[" * 50_000], "malformed"),
 }
 
 

@@ -83,6 +83,7 @@ def test_others_get_nothing(secured, keys, who):
     with Client(endpoints[who]) as client, pytest.raises(BackendError) as caught:
         client.hello(timeout=SILENCE_S)
     assert caught.value.code == "not_backend" and time.monotonic() - started < SILENCE_S + 2
+    assert ("authorized_clients folder" in caught.value.message) is (who != "no key")
     with Client(with_keys(secured.endpoint, keys / "server.key", keys / "clients" / "laptop.key_secret")) as client:
         assert client.hello()["protocol"] == 1  # and the backend serves on
     assert any("authorised client(s)" in line for line in secured.output)

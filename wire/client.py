@@ -63,6 +63,7 @@ class Client:
         except curve.CurveError as exc:
             raise BackendError("endpoint", str(exc)) from None
         self.max_message_bytes: int | None = None  # the backend's limit, once hello has told it
+        self.secured = keys is not None
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -122,10 +123,14 @@ class Client:
             reply = self.request(protocol.hello_request(), timeout)
         except BackendError as exc:
             if exc.code == "timeout":
+                # CURVE gives a refused key no answer at all, so this is all a client can tell.
+                hint = (" or, if it is a backend secured with CURVE, it does not accept these keys: check that "
+                        "server_key is its server.key and that this client's public key is in its "
+                        "authorized_clients folder") if self.secured else ""
                 raise BackendError(
                     "not_backend",
                     f"something is listening at {self.endpoint} but it does not answer as a Deep Dream backend "
-                    f"(no hello within {timeout:g} s); stop it or choose another endpoint",
+                    f"(no hello within {timeout:g} s); stop it or choose another endpoint{hint}",
                 ) from None
             raise
         if reply.get("protocol") != protocol.PROTOCOL_VERSION:

@@ -161,10 +161,12 @@ def _engine(args: argparse.Namespace, **extra: object):  # -> Engine (imports Te
 
 def prepare_serve(args: argparse.Namespace) -> str | None:
     """Before TensorFlow loads: refuse an open bind at once, and start the log file so it gets everything."""
-    from backend.service.security import SecurityError, check_bind
+    from backend.service.security import SecurityError, check_bind, load_server_keys
 
     try:
         check_bind(args.bind, args.curve)
+        if args.curve is not None:
+            load_server_keys(args.curve)
     except SecurityError as exc:
         return str(exc)
     if args.log_file is not None:

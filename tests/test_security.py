@@ -99,9 +99,25 @@ def test_a_non_loopback_bind_without_keys_is_refused(bind):
 
 
 def test_curve_without_usable_keys_is_refused(tmp_path):
-    missing = run_backend("serve", "--bind", free_endpoint(), "--weights", "hed", "--curve", str(tmp_path),
-                          timeout=120)
-    assert missing.returncode == 1 and "cannot read the server's secret key" in missing.stderr
+    missing = run_backend("serve", "--bind", free_endpoint(), "--weights", "hed", "--curve", str(tmp_path))
+    assert missing.returncode == 2 and "cannot read the server's secret key" in missing.stderr
+    assert run_backend("keys", str(tmp_path), "--client", "gone").returncode == 0
+    (tmp_path / "authorized_clients" / "gone.key").unlink()
+    nobody = run_backend("serve", "--bind", free_endpoint(), "--weights", "hed", "--curve", str(tmp_path))
+    assert nobody.returncode == 2 and "no client may connect" in nobody.stderr
+
+
+def test_the_plugin_does_not_start_a_backend_for_keys(keys, tmp_path):
+    """Keys in the endpoint mean a backend its owner runs with --curve: one started here would lack them."""
+    sys.path.insert(0, str(ROOT / "gimp_plugin" / "deep_dream"))
+    import launcher
+
+    endpoint = with_keys(free_endpoint(), keys / "server.key", keys / "clients" / "laptop.key_secret")
+    launch = tmp_path / "backend.json"
+    launch.write_text('{"command": ["/nonexistent/python"]}')
+    with Client(endpoint) as client, pytest.raises(launcher.NotListening):
+        launcher.connect(client, launch, log=tmp_path / "log")
+    assert not (tmp_path / "log").exists()
 
 
 @pytest.mark.parametrize("endpoint, local", [

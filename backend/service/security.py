@@ -76,26 +76,32 @@ def create_keys(directory: Path, clients: list[str]) -> list[Path]:
     return written
 
 
+def load_server_keys(directory: Path) -> tuple[bytes, bytes, list[str]]:
+    """The server's public and secret key and the authorised clients' names; SecurityError saying what to do."""
+    secret_file = directory / f"{SERVER}.key_secret"
+    authorised = directory / AUTHORIZED
+    try:
+        public, secret = zmq.auth.load_certificate(secret_file)
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"cannot read the server's secret key {secret_file} ({exc}): create it with "
+                            f"`python -m backend keys {directory}`") from None
+    if secret is None:
+        raise SecurityError(f"{secret_file} holds no secret key")
+    clients = sorted(path.stem for path in authorised.glob("*.key")) if authorised.is_dir() else []
+    if not clients:
+        raise SecurityError(f"no client may connect: {authorised} has no public keys (*.key); add one with "
+                            f"`python -m backend keys {directory} --client NAME`")
+    return public, secret, clients
+
+
 class CurveServer:
     """CURVE on the backend's socket, admitting the keys in DIR/authorized_clients/ (read at start-up)."""
 
     def __init__(self, context: zmq.Context, directory: Path) -> None:
-        secret_file = directory / f"{SERVER}.key_secret"
-        authorised = directory / AUTHORIZED
-        try:
-            self.public, self.secret = zmq.auth.load_certificate(secret_file)
-        except (OSError, ValueError) as exc:
-            raise SecurityError(f"cannot read the server's secret key {secret_file} ({exc}): create it with "
-                                f"`python -m backend keys {directory}`") from None
-        if self.secret is None:
-            raise SecurityError(f"{secret_file} holds no secret key")
-        if not authorised.is_dir() or not any(authorised.glob("*.key")):
-            raise SecurityError(f"no client may connect: {authorised} has no public keys (*.key); add one with "
-                                f"`python -m backend keys {directory} --client NAME`")
-        self.clients = sorted(path.stem for path in authorised.glob("*.key"))
+        self.public, self.secret, self.clients = load_server_keys(directory)
         self.authenticator = ThreadAuthenticator(context)
         self.authenticator.start()
-        self.authenticator.configure_curve(domain="*", location=str(authorised))
+        self.authenticator.configure_curve(domain="*", location=str(directory / AUTHORIZED))
 
     def apply(self, socket: zmq.Socket) -> None:
         socket.curve_secretkey = self.secret

@@ -160,7 +160,7 @@ def _connect(client: Client, launch_file: Path, on_status: Callable[[str], None]
     try:
         return Backend(client.hello(HELLO_TIMEOUT_S), None)
     except NotListening:
-        if not is_local(client.endpoint):
+        if not is_local(client.endpoint) or client.secured:  # keys: a backend its owner runs with --curve
             raise
     process = start_backend(read_launch_file(launch_file), client.endpoint, log)
     on_status(START_MESSAGE)

@@ -1,4 +1,4 @@
-"""Command line: `python -m backend serve|dream|presets|bench`.
+"""Command line: `python -m backend serve|dream|presets|bench|keys`.
 
 TensorFlow is imported only by the commands that need it, so `--help` answers at once.
 """
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", default=protocol.DEFAULT_ENDPOINT, help="ZeroMQ endpoint (default: %(default)s)")
     serve.add_argument("--max-pixels", type=_positive, default=None,
                        help="largest image accepted, in pixels (default: what fits in half the memory)")
+    serve_options(serve)
     engine_options(serve)
 
     dream = commands.add_parser("dream", help="dream an image file into PREFIX_at_iteration_{i}.png",
@@ -81,7 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--preset", default="doggos", help="preset (default: %(default)s)")
     bench.add_argument("--evaluations", type=_positive, default=8, help="evaluations to time (default: %(default)s)")
     engine_options(bench, presets=False)
+
+    keys = commands.add_parser("keys", help="create CURVE keys for `serve --curve DIR` (a backend for other machines)",
+                               description="Create the server's key pair in DIR (once) and a key pair per client, "
+                                           "authorised in DIR/authorized_clients/.")
+    keys.add_argument("directory", type=Path, metavar="DIR", help="the keys folder (created if missing)")
+    keys.add_argument("--client", action="append", metavar="NAME",
+                      help="a client to create keys for (repeatable; default: laptop, when DIR has no keys yet)")
     return parser
+
+
+def serve_options(serve: argparse.ArgumentParser) -> None:
+    """Limits, lifetime, log and security of `serve` (backend/service/, backend/logfile.py)."""
+    serve.add_argument("--max-queue", type=_positive, default=protocol.MAX_QUEUE,
+                       help="dreams that may wait behind the running one (default: %(default)s)")
+    serve.add_argument("--max-message-bytes", type=_positive, default=protocol.MAX_MESSAGE_BYTES,
+                       help="largest frame accepted; libzmq disconnects a client sending more (default: %(default)s)")
+    serve.add_argument("--idle-timeout", type=_non_negative, default=0, metavar="SECONDS",
+                       help="exit after this long with no dream and no request (0 = never, the default; the "
+                            "plug-in starts its backend with 1800)")
+    serve.add_argument("--log-file", type=Path, metavar="PATH",
+                       help="write the log and all output to PATH, rotated at 1 MB (PATH.1 … PATH.3)")
+    serve.add_argument("--curve", type=Path, metavar="DIR",
+                       help="require CURVE encryption and admit the clients whose public keys are in "
+                            "DIR/authorized_clients/ (see `keys`); needed to bind a non-loopback address")
 
 
 def _positive(text: str) -> int:
@@ -108,8 +132,11 @@ def _non_negative(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    handlers = {"serve": serve, "dream": dream, "presets": presets, "bench": bench}
-    if args.command != "presets":
+    handlers = {"serve": serve, "dream": dream, "presets": presets, "bench": bench, "keys": keys}
+    if args.command == "serve" and (problem := prepare_serve(args)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.command not in ("presets", "keys"):
         import_tensorflow_quietly()
     try:
         return handlers[args.command](args)
@@ -142,23 +169,52 @@ def _engine(args: argparse.Namespace, **extra: object):  # -> Engine (imports Te
         raise SystemExit(f"error: {exc}") from None
 
 
+def prepare_serve(args: argparse.Namespace) -> str | None:
+    """Before TensorFlow loads: refuse an open bind at once, and start the log file so it gets everything."""
+    from backend.service.security import SecurityError, check_bind, load_server_keys
+
+    try:
+        check_bind(args.bind, args.curve)
+        if args.curve is not None:
+            load_server_keys(args.curve)
+    except SecurityError as exc:
+        return str(exc)
+    if args.log_file is not None:
+        from backend.logfile import log_to
+
+        log_to(args.log_file)
+        logging.info("starting: %s", " ".join(sys.argv))
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
     import zmq
 
     from backend import __version__
-    from backend.service.server import Server
+    from backend.service.security import CurveServer, SecurityError
+    from backend.service.server import Server, Settings
 
     engine = _engine(args, max_pixels=args.max_pixels)
     traced_s = engine.warm_up()  # before binding: whoever finds the port open gets an answer at once
+    settings = Settings(args.max_queue, args.max_message_bytes, args.idle_timeout)
+    security = None
     try:
-        server = Server(engine, args.bind, __version__)
+        if args.curve is not None:
+            security = CurveServer(zmq.Context.instance(), args.curve)
+        server = Server(engine, args.bind, __version__, settings=settings, security=security)
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except zmq.ZMQError as exc:
+        if security is not None:
+            security.close()
         print(f"error: cannot bind {args.bind}: {exc} — is a backend already running there?", file=sys.stderr)
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
+    secured = f", CURVE: {len(security.clients)} authorised client(s)" if security else ""
     print(f"Deep Dream backend ready on {server.endpoint} (VGG16, {engine.weights.name} weights, {engine.device}, "
-          f"loaded in {engine.load_s:.1f} s, presets traced in {traced_s:.1f} s)", flush=True)
+          f"loaded in {engine.load_s:.1f} s, presets traced in {traced_s:.1f} s{secured})", flush=True)
     server.serve()
     print("Deep Dream backend stopped", flush=True)
     return 0
@@ -248,4 +304,21 @@ def bench(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result), flush=True)
+    return 0
+
+
+def keys(args: argparse.Namespace) -> int:
+    from backend.service.security import CLIENTS, DEFAULT_CLIENT, SERVER, SecurityError, create_keys
+
+    first = not (args.directory / f"{SERVER}.key_secret").exists()
+    try:
+        written = create_keys(args.directory, args.client or ([DEFAULT_CLIENT] if first else []))
+    except (SecurityError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    print(f"Serve with: python -m backend serve --bind tcp://0.0.0.0:5570 --curve {args.directory}\n"
+          f"Copy {args.directory / (SERVER + '.key')} and a client's pair from {args.directory / CLIENTS} "
+          "to that client (README: Dreaming on a GPU machine from a laptop).", file=sys.stderr)
     return 0

@@ -340,7 +340,8 @@ def test_the_backend_is_started_detached(tmp_path):
     assert process.wait(30) == 0
     words = log.read_text().split()
     assert words[words.index("session") + 1] == words[words.index("pid") + 1] != str(os.getsid(0))
-    assert "stdin ''" in log.read_text() and "['--bind', 'tcp://127.0.0.1:5999']" in log.read_text()
+    assert "stdin ''" in log.read_text()
+    assert f"['--bind', 'tcp://127.0.0.1:5999', '--idle-timeout', '1800', '--log-file', '{log}']" in log.read_text()
 
 
 def test_a_real_backend_is_started(tmp_path):

@@ -59,3 +59,16 @@ def test_overrides_are_checked():
     with pytest.raises(PresetError, match="block1_conv9"):
         BUILTIN_PRESETS["doggos"].with_overrides({"features": {"block1_conv9": 1.0}})
     assert BUILTIN_PRESETS["acid"].with_overrides({"jitter": 0.0}).jitter == 0.0
+
+
+def test_a_huge_presets_file_is_refused_unread(tmp_path):
+    """A file over MAX_PRESETS_FILE_BYTES (read for every request) costs its presets, not the backend's memory."""
+    from backend.core.presets import MAX_PRESETS_FILE_BYTES
+
+    path = tmp_path / "presets.json"
+    entry = '"p%d": {"features": {"block1_conv1": 0.05}}'
+    path.write_text("{" + ", ".join(entry % i for i in range(MAX_PRESETS_FILE_BYTES // 40)) + "}")
+    assert path.stat().st_size > MAX_PRESETS_FILE_BYTES
+    check_broken(path, f"over the {MAX_PRESETS_FILE_BYTES:,} a presets file may have")
+    path.write_text("{" + ", ".join(entry % i for i in range(100)) + "}")
+    assert len(load_presets(path)) == 102

@@ -231,6 +231,9 @@ BAD_INPUT = {
     "octave scale 1": ([header(**GOOD | {"params": {"octaves": 3, "octave_scale": 1}}), PIXELS], "bad_request"),
     "protocol true": ([header(type="hello", protocol=True)], "protocol"),
     "cancel unknown job": ([header(type="cancel", job="nobody")], "unknown_job"),
+    "over the iterations limit": ([header(**GOOD | {"iterations": protocol.MAX_ITERATIONS + 1}), PIXELS], "too_large"),
+    "header over its limit": ([header(type="hello", protocol=1, pad="x" * protocol.MAX_HEADER_BYTES)], "too_large"),
+    "nested too deep": ([b"[" * 50_000], "malformed"),
 }
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from wire import protocol
+from wire import curve, protocol
 
 Message = tuple[dict[str, Any], bytes | None]
 
@@ -57,12 +57,20 @@ class Client:
     """A connection to one backend. Not thread-safe: use it from one thread."""
 
     def __init__(self, endpoint: str = protocol.DEFAULT_ENDPOINT, context: zmq.Context | None = None) -> None:
-        self.endpoint = endpoint
+        """endpoint: a ZeroMQ endpoint, optionally with CURVE keys for a remote backend (wire/curve.py)."""
+        try:
+            self.endpoint, keys = curve.split_endpoint(endpoint)
+        except curve.CurveError as exc:
+            raise BackendError("endpoint", str(exc)) from None
+        self.max_message_bytes: int | None = None  # the backend's limit, once hello has told it
+        self.secured = keys is not None
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
-        self._socket.connect(endpoint)
+        if keys is not None:
+            curve.apply(self._socket, keys)
+        self._socket.connect(self.endpoint)
 
     def close(self) -> None:
         self._socket.close(linger=0)
@@ -74,7 +82,13 @@ class Client:
         self.close()
 
     def send(self, header: dict[str, Any], pixels: bytes | None = None) -> None:
-        self._socket.send_multipart(protocol.encode(header, pixels), copy=False)
+        frames = protocol.encode(header, pixels)
+        largest = max(len(frame) for frame in frames)
+        if self.max_message_bytes is not None and largest > self.max_message_bytes:  # libzmq would drop us silently
+            raise BackendError(protocol.E_TOO_LARGE, f"this {header.get('type')} message has a {largest:,}-byte "
+                               f"frame; the backend at {self.endpoint} takes at most {self.max_message_bytes:,}: "
+                               "dream a smaller layer or selection")
+        self._socket.send_multipart(frames, copy=False)
 
     def send_frames(self, frames: list[bytes]) -> None:
         """Raw frames, for tests that speak malformed messages on purpose."""
@@ -109,10 +123,14 @@ class Client:
             reply = self.request(protocol.hello_request(), timeout)
         except BackendError as exc:
             if exc.code == "timeout":
+                # CURVE gives a refused key no answer at all, so this is all a client can tell.
+                hint = (" or, if it is a backend secured with CURVE, it does not accept these keys: check that "
+                        "server_key is its server.key and that this client's public key is in its "
+                        "authorized_clients folder") if self.secured else ""
                 raise BackendError(
                     "not_backend",
                     f"something is listening at {self.endpoint} but it does not answer as a Deep Dream backend "
-                    f"(no hello within {timeout:g} s); stop it or choose another endpoint",
+                    f"(no hello within {timeout:g} s); stop it or choose another endpoint{hint}",
                 ) from None
             raise
         if reply.get("protocol") != protocol.PROTOCOL_VERSION:
@@ -121,6 +139,8 @@ class Client:
                 f"the backend at {self.endpoint} speaks protocol {reply.get('protocol')}, "
                 f"this plug-in speaks {protocol.PROTOCOL_VERSION}: update both from the same release",
             )
+        limit = reply.get("max_message_bytes")
+        self.max_message_bytes = limit if type(limit) is int and limit > 0 else None
         return reply
 
     def presets(self, timeout: float = 5.0) -> dict[str, Any]:

@@ -46,6 +46,10 @@ E_UNKNOWN_JOB = "unknown_job"
 E_DUPLICATE_JOB = "duplicate_job"
 E_DIVERGED = "diverged"  # the loss stopped being a finite number
 E_INTERNAL = "internal"
+E_QUEUE_FULL = "queue_full"  # the backend's queue holds max_queue jobs already: try again later
+ERROR_CODES = frozenset({E_PROTOCOL, E_MALFORMED, E_BAD_REQUEST, E_UNKNOWN_TYPE, E_UNKNOWN_PRESET, E_UNKNOWN_LAYER,
+                         E_PRESETS_FILE, E_TOO_LARGE, E_UNKNOWN_JOB, E_DUPLICATE_JOB, E_DIVERGED, E_INTERNAL,
+                         E_QUEUE_FULL})
 
 CHANNELS = (3, 4)
 SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter", "octaves", "octave_scale")
@@ -60,6 +64,13 @@ MAX_COEFFICIENT = 1000.0
 MAX_JITTER = 255.0  # in pixel levels
 MAX_OCTAVES = 8
 MAX_OCTAVE_SCALE = 4.0  # between neighbouring octaves; 1.2–1.6 dreams best
+# Limits that keep one request from tying the backend up for good or filling its memory.
+MAX_ITERATIONS = 1000  # the plug-in offers 200; at ~7 evaluations each, more is days of CPU
+MAX_HEADER_BYTES = 65_536  # a request's frame 1 is a few hundred bytes: more is refused before JSON parsing
+# The largest frame the backend takes (a request's pixels: 100 MP RGBA). libzmq drops the connection of a
+# peer that sends more, without a reply, so `hello` reports the backend's value and the client checks first.
+MAX_MESSAGE_BYTES = MAX_REQUEST_PIXELS * 4
+MAX_QUEUE = 8  # jobs waiting behind the running one (each holds its pixels in memory)
 
 
 class ProtocolError(Exception):
@@ -80,13 +91,17 @@ def encode(header: dict[str, Any], pixels: bytes | None = None) -> list[bytes]:
     return frames
 
 
-def decode(frames: list[bytes]) -> tuple[dict[str, Any], bytes | None]:
-    """Header and optional pixel frame of one message; ProtocolError if they are unusable."""
+def decode(frames: list[bytes], max_header_bytes: int = 0) -> tuple[dict[str, Any], bytes | None]:
+    """Header and optional pixel frame of one message; ProtocolError if they are unusable. The backend
+    passes MAX_HEADER_BYTES (requests are small); replies such as a long preset list are not bounded."""
     if not 1 <= len(frames) <= 2:
         raise ProtocolError(E_MALFORMED, f"expected 1 or 2 frames, got {len(frames)}")
+    if max_header_bytes and len(frames[0]) > max_header_bytes:
+        raise ProtocolError(E_TOO_LARGE, f"frame 1 has {len(frames[0]):,} bytes, over the {max_header_bytes:,} "
+                            "a request's JSON header may have")
     try:
         header = json.loads(bytes(frames[0]).decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[… nested too deep
         raise ProtocolError(E_MALFORMED, f"frame 1 is not UTF-8 JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError(E_MALFORMED, "frame 1 must be a JSON object")
@@ -107,7 +122,8 @@ def hello_request() -> dict[str, Any]:
 
 
 def hello_reply(server: str, info: dict[str, Any]) -> dict[str, Any]:
-    """info: model, weights, device, max_pixels (and any additive fields)."""
+    """info: model, weights, device, max_pixels, the limits (max_message_bytes, max_iterations, max_queue)
+    and any additive fields."""
     return {"type": HELLO, "protocol": PROTOCOL_VERSION, "server": server, **info}
 
 
@@ -292,6 +308,8 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
     if not isinstance(preset, str) or not preset:
         raise ProtocolError(E_BAD_REQUEST, '"preset" must be a preset name', job)
     iterations = _int_field(header, "iterations", job, 1)
+    if iterations > MAX_ITERATIONS:
+        raise ProtocolError(E_TOO_LARGE, f'"iterations" may be at most {MAX_ITERATIONS:,}, got {iterations:,}', job)
     params = check_settings(header.get("params", {}), job)
     seed = header.get("seed")
     if seed is not None:

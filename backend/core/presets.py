@@ -42,6 +42,10 @@ BUILTIN_PRESETS = {
     "doggos": Preset({"block5_conv1": 0.05, "block5_conv2": 0.02}, 0.1, 0.02, 0.0),
 }
 DEFAULTS = {"continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4}
+# Read afresh for every request: a file this large is a mistake (hundreds of bytes per preset), not presets.
+MAX_PRESETS_FILE_BYTES = 1024 * 1024
+
+
 def check_layers(features: dict[str, float]) -> None:
     unknown = [name for name in features if name not in VGG16_CONV_LAYERS]
     if unknown:
@@ -84,6 +88,9 @@ def load_presets(path: Path | None = None) -> dict[str, Preset]:
     presets = dict(BUILTIN_PRESETS)
     if path.is_file():
         try:
+            if (size := path.stat().st_size) > MAX_PRESETS_FILE_BYTES:
+                raise PresetError(protocol.E_PRESETS_FILE, f"{path} has {size:,} bytes, over the "
+                                  f"{MAX_PRESETS_FILE_BYTES:,} a presets file may have")
             data = path.read_bytes()
         except OSError as exc:
             raise PresetError(protocol.E_PRESETS_FILE, f"cannot read {path}: {exc}") from None

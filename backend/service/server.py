@@ -11,6 +11,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,23 @@ class DreamEngine(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The service's limits (see wire/protocol.py for what each bounds) and its idle time-out."""
+
+    max_queue: int = protocol.MAX_QUEUE
+    max_message_bytes: int = protocol.MAX_MESSAGE_BYTES
+    idle_timeout: float = 0.0  # seconds with no job and no request before serve() returns; 0 = never
+
+
+class Security(Protocol):
+    """Who may connect (backend/service/security.py): set up on the ROUTER before it binds."""
+
+    def apply(self, socket: zmq.Socket) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Job:
     client: bytes  # the ROUTER identity of the client that sent it
@@ -65,22 +83,33 @@ class Job:
 
 
 class Server:
-    def __init__(self, engine: DreamEngine, bind: str, version: str, context: zmq.Context | None = None) -> None:
+    def __init__(self, engine: DreamEngine, bind: str, version: str, context: zmq.Context | None = None,
+                 settings: Settings | None = None, security: Security | None = None) -> None:
         self.engine = engine
         self.version = version
+        self.settings = settings or Settings()
+        self.security = security
         self.context = context or zmq.Context.instance()
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished client raises EHOSTUNREACH
         self.router.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
         self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
-        self.router.bind(bind)
+        self.router.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)  # larger: libzmq disconnects
+        if security is not None:
+            security.apply(self.router)
+        try:
+            self.router.bind(bind)
+        except zmq.ZMQError:
+            self.router.close(linger=0)
+            raise
         self.endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.events = self.context.socket(zmq.PULL)
         self.events.bind(EVENTS_ENDPOINT)
         self.waiting: deque[Job] = deque()
         self.running: Job | None = None
         self.stopping = threading.Event()
+        self.idle_since = time.monotonic()  # the last request, or the last job's end
         self._jobs_for_worker: queue.Queue[Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="dream-worker", daemon=True)
 
@@ -99,11 +128,19 @@ class Server:
                     self._forward_events()
                 if self.router in ready:
                     self._handle_requests()
+                if self._idle_too_long():
+                    log.info("idle for %g s: stopping (--idle-timeout)", self.settings.idle_timeout)
+                    break
         finally:
             self._shutdown()
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _idle_too_long(self) -> bool:
+        busy = self.running is not None or self.waiting
+        timeout = self.settings.idle_timeout
+        return bool(timeout) and not busy and time.monotonic() - self.idle_since >= timeout
 
     def _shutdown(self) -> None:
         if self.running:
@@ -112,11 +149,14 @@ class Server:
         self._worker.join(timeout=30)
         self.router.close(linger=0)
         self.events.close(linger=0)
+        if self.security is not None:
+            self.security.close()
 
     def _handle_requests(self) -> None:
         while self.router.poll(0):
             frames = self.router.recv_multipart(copy=True)
             client, body = frames[0], frames[1:]
+            self.idle_since = time.monotonic()
             try:
                 self._handle(client, body)
             except protocol.ProtocolError as exc:
@@ -126,7 +166,7 @@ class Server:
                 self._send(client, protocol.error(None, protocol.E_INTERNAL, f"internal error: {exc}"))
 
     def _handle(self, client: bytes, body: list[bytes]) -> None:
-        header, pixels = protocol.decode(body)
+        header, pixels = protocol.decode(body, protocol.MAX_HEADER_BYTES)
         kind = header["type"]
         if kind == protocol.HELLO:
             self._hello(client, header)
@@ -146,7 +186,9 @@ class Server:
                 protocol.E_PROTOCOL,
                 f"this backend speaks protocol {protocol.PROTOCOL_VERSION}, not {header.get('protocol')!r}",
             )
-        self._send(client, protocol.hello_reply(self.version, self.engine.info()))
+        limits = {"max_message_bytes": self.settings.max_message_bytes, "max_iterations": protocol.MAX_ITERATIONS,
+                  "max_queue": self.settings.max_queue}
+        self._send(client, protocol.hello_reply(self.version, self.engine.info() | limits))
 
     def _accept(self, client: bytes, header: dict[str, Any], pixels: bytes | None) -> None:
         request = protocol.parse_dream(header, pixels, self.engine.max_pixels)
@@ -155,6 +197,10 @@ class Server:
             raise protocol.ProtocolError(
                 protocol.E_DUPLICATE_JOB, f"job {request.job!r} is already queued or running", request.job
             )
+        if len(self.waiting) >= self.settings.max_queue:
+            raise protocol.ProtocolError(
+                protocol.E_QUEUE_FULL, f"{len(self.waiting)} dreams are waiting already, the most this backend "
+                "queues: try again when one has finished", request.job)
         seed = request.seed if request.seed is not None else random.randrange(2**31)
         job = Job(client, request, pixels or b"", seed)
         position = len(self.waiting) + (1 if self.running else 0)
@@ -200,6 +246,7 @@ class Server:
             client, *frames = self.events.recv_multipart()
             if client == _FINISHED:
                 self.running = None
+                self.idle_since = time.monotonic()
                 self._start_next()
             elif not self._send_frames(client, frames) and self.running and self.running.client == client:
                 log.info("client of job %r is gone: cancelling it", self.running.request.job)

@@ -2,12 +2,14 @@
 
 install.py writes backend.json next to the plug-in: {"command": [python, "-m", "backend", "serve"], "cwd": repo}.
 The backend is started detached (its own session, no inherited stdin, output to a log file in the user's
-cache folder), so it outlives the plug-in and serves later runs without loading VGG16 again.
+cache folder, which it rotates), so it outlives the plug-in and serves later runs without loading VGG16 again;
+it exits by itself after IDLE_TIMEOUT_S without work (DEEP_DREAM_IDLE_TIMEOUT overrides it, 0 = never).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +29,8 @@ POLL_S = 0.25
 LOG_TAIL_LINES = 6
 LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0", "*")
 STOPPED_MESSAGE = "stopped while the backend was starting (it goes on starting in the background)"
+IDLE_TIMEOUT_S = 1800  # the model stays warm between runs, but not for days after the last one
+IDLE_VARIABLE = "DEEP_DREAM_IDLE_TIMEOUT"
 
 
 class LaunchError(Exception):
@@ -75,9 +79,20 @@ def is_local(endpoint: str) -> bool:
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 
+def idle_timeout() -> int:
+    """Seconds a backend we start waits for work before it exits: IDLE_VARIABLE, else IDLE_TIMEOUT_S."""
+    text = os.environ.get(IDLE_VARIABLE, "").strip()
+    if not text:
+        return IDLE_TIMEOUT_S
+    if not text.isdigit():
+        raise LaunchError(f"{IDLE_VARIABLE}={text!r} must be a whole number of seconds (0 = never exit)")
+    return int(text)
+
+
 def start_backend(launch: LaunchCommand, endpoint: str, log: Path) -> subprocess.Popen:
-    """Start `command --bind ENDPOINT` detached from the plug-in, appending its output to the log."""
-    command = [*launch.command, "--bind", endpoint]
+    """Start `command --bind ENDPOINT …` detached from the plug-in. Its output goes to the log until the
+    backend takes the log over itself (--log-file), to rotate it."""
+    command = [*launch.command, "--bind", endpoint, "--idle-timeout", str(idle_timeout()), "--log-file", str(log)]
     if launch.cwd is not None and not Path(launch.cwd).is_dir():
         raise LaunchError(f"cannot start the Deep Dream backend: its folder {launch.cwd} does not exist; "
                           "run install.py again")
@@ -145,7 +160,7 @@ def _connect(client: Client, launch_file: Path, on_status: Callable[[str], None]
     try:
         return Backend(client.hello(HELLO_TIMEOUT_S), None)
     except NotListening:
-        if not is_local(client.endpoint):
+        if not is_local(client.endpoint) or client.secured:  # keys: a backend its owner runs with --curve
             raise
     process = start_backend(read_launch_file(launch_file), client.endpoint, log)
     on_status(START_MESSAGE)

@@ -167,11 +167,13 @@ class DealerSocket:
         self._lock = threading.Condition()
         self._outgoing: deque[list[bytes]] = deque()
         self._incoming: deque[list[bytes]] = deque()
+        self._partial: list[bytes] = []  # the frames received so far of a message (I/O thread only)
         self._state = f"not connected to {endpoint} yet"  # None while connected
         self._failure: str | None = None  # why the last connection failed; kept until one succeeds
         self._closed = threading.Event()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
         self._thread = threading.Thread(target=self._run, name=f"zmtp {endpoint}", daemon=True)
         self._thread.start()
 
@@ -277,7 +279,7 @@ class DealerSocket:
         greeting = bytearray()
         ready = False
         reader = FrameReader()
-        self._partial: list[bytes] = []  # the frames of a message being received
+        self._partial = []
         # The greeting's first 11 bytes, and the rest with READY once the peer's is in. libzmq sends its whole
         # greeting when it has those 11; a peer that gets ours whole with a mechanism it does not speak closes
         # the connection before sending its own, which would leave no reason to report.

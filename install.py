@@ -35,7 +35,8 @@ LAUNCH_FILE = "backend.json"  # how the plug-in starts the backend; read by gimp
 VENDOR_DIR = "_vendor"
 FLATPAK_GIMP = "org.gimp.GIMP"
 TENSORFLOWS = ("tensorflow", "tensorflow-cpu")  # the CUDA build and the CPU one: both install site-packages/tensorflow/
-PYZMQ_HINT = "the plug-in needs pyzmq there: install python3-zmq for GIMP's Python or re-run with network"
+PYZMQ_HINT = ("the plug-in works without it, with its standard-library ZeroMQ client (tcp:// endpoints only); "
+              "for pyzmq, install python3-zmq for GIMP's Python or re-run with network")
 SAMPLE = ROOT / "samples" / "chelsea.png"
 FIRST_DREAM_PREFIX = ROOT / "dreams" / "chelsea"
 
@@ -44,7 +45,8 @@ where the plug-in goes (each as plug-ins/{PLUGIN_NAME}/): every GIMP 3 profile f
   ~/.config/GIMP/3.* (the Flatpak GIMP reads these too), macOS ~/Library/Application Support/GIMP/3.*,
   Windows %APPDATA%\\GIMP\\3.*; or only the --gimp-dir folders given.
 
-pyzmq: the plug-in needs it in the Python GIMP runs plug-ins with. On Linux it is vendored by default
+pyzmq: the plug-in uses it where the Python GIMP runs plug-ins with can load it, else its own
+  standard-library ZeroMQ client (tcp:// endpoints, no CURVE). On Linux it is vendored by default
   (unpacked into plug-ins/{PLUGIN_NAME}/{VENDOR_DIR}/, downloaded once per run, skipped where the pinned
   version is there already) when a Flatpak GIMP is installed or /usr/bin/python3 cannot import gi and
   zmq; on macOS and Windows only with --vendor-pyzmq.

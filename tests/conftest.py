@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from wire.client import Client  # noqa: E402
+from wire.client import PYZMQ, TRANSPORT_VARIABLE, ZMTP, Client  # noqa: E402
 
 USER_PRESETS = {"tiny": {"features": {"block2_conv1": 0.05}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 2}}
 READY_TIMEOUT_S = 120
@@ -34,6 +34,14 @@ def structured_image(width: int, height: int, channels: int = 3, seed: int = 0) 
         alpha = ((xx + yy) * 255 // max(width + height - 2, 1)).astype(np.uint8)
         return np.dstack([rgb, alpha])
     return rgb
+
+
+@pytest.fixture(params=[PYZMQ, ZMTP])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once with pyzmq and once with wire/zmtp.py, the standard-library fallback. Chosen through
+    $DEEP_DREAM_TRANSPORT, so that clients in subprocesses use it too."""
+    monkeypatch.setenv(TRANSPORT_VARIABLE, request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -107,8 +107,8 @@ def test_no_registry_is_reported_in_words_and_every_profile_still_installed(tmp_
     assert len(summary) == 1 + len(profiles), summary
     for line, profile in zip(summary[1:], profiles, strict=True):
         assert line.startswith(f"[install]   - could not vendor pyzmq for GIMP's Python into {profile}")
-        assert line.endswith("the plug-in needs pyzmq there: install python3-zmq for GIMP's Python "
-                             "or re-run with network")
+        assert line.endswith("the plug-in works without it, with its standard-library ZeroMQ client (tcp:// "
+                             "endpoints only); for pyzmq, install python3-zmq for GIMP's Python or re-run with network")
 
 
 def test_a_failed_step_does_not_stop_the_first_dream(tmp_path, monkeypatch, capsys):

@@ -4,6 +4,8 @@ Real processes and sockets throughout: the real backend of tests/conftest.py for
 commands for the launcher (Python one-liners that exit, never listen, or report how they were started),
 a plain TCP socket that never answers. The one stand-in is a scripted ZeroMQ ROUTER, for backends that
 misbehave in ways the real one can't be made to (another protocol version, a reply of the wrong size).
+Tests marked with the `transport` fixture run with pyzmq and again with wire/zmtp.py, the standard-library
+fallback.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def test_the_plugin_offers_the_presets_the_backend_loads(monkeypatch, tmp_path):
     assert "mine" in choices.preset_names("tcp://127.0.0.1:9")  # nothing listens there: the file alone
 
 
+@pytest.mark.usefixtures("transport")
 def test_presets_of_a_running_backend(backend, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))  # no user file
     assert choices.backend_preset_names(backend.endpoint) == ["acid", "doggos", "tiny"]
@@ -209,6 +212,7 @@ def test_only_local_endpoints_are_started(endpoint, local):
     assert launcher.is_local(endpoint) is local
 
 
+@pytest.mark.usefixtures("transport")
 def test_a_running_backend_is_used_as_it_is(backend, tmp_path):
     statuses: list[str] = []
     with Client(backend.endpoint) as client:
@@ -226,12 +230,14 @@ def test_a_backend_of_another_protocol_is_not_replaced(tmp_path):
     assert caught.value.code == "protocol" and "speaks protocol 2" in caught.value.message
 
 
+@pytest.mark.usefixtures("transport")
 def test_something_else_on_the_port_is_not_replaced(tmp_path, silent_endpoint):
     with Client(silent_endpoint) as client, pytest.raises(BackendError) as caught:
         launcher.connect(client, launch_file(tmp_path, ["/nonexistent/python"]))
     assert caught.value.code == "not_backend"
 
 
+@pytest.mark.usefixtures("transport")
 def test_garbage_at_the_endpoint_is_not_replaced(tmp_path):
     """A peer that answers, but not in JSON: a clear BackendError, not the decoder's ProtocolError."""
     other = ScriptedBackend({"hello": [GARBAGE]})
@@ -344,6 +350,7 @@ def test_the_backend_is_started_detached(tmp_path):
     assert f"['--bind', 'tcp://127.0.0.1:5999', '--idle-timeout', '1800', '--log-file', '{log}']" in log.read_text()
 
 
+@pytest.mark.usefixtures("transport")
 def test_a_real_backend_is_started(tmp_path):
     """The real thing: backend.json as install.py writes it (hed weights: no network here)."""
     command = [sys.executable, "-m", "backend", "serve", "--weights", "hed"]
@@ -363,6 +370,7 @@ def test_a_real_backend_is_started(tmp_path):
 # ---- session: one dream against the real backend ---------------------------------------------------
 
 
+@pytest.mark.usefixtures("transport")
 def test_a_whole_dream_keeps_every_kth(backend):
     with backend.client() as client:
         job = session.DreamSession(client, "whole", 5, 2)
@@ -393,6 +401,7 @@ def test_alpha_comes_back_as_sent(backend):
     assert kept.channels == 4 and kept.pixels[3::4] == rgba[..., 3].tobytes()
 
 
+@pytest.mark.usefixtures("transport")
 def test_stop_mid_dream(backend):
     with backend.client() as client:
         job = session.DreamSession(client, "stopped", 100, 1)
@@ -433,6 +442,7 @@ def test_queued_behind_another_dream(backend):
     assert behind.state is session.State.DONE
 
 
+@pytest.mark.usefixtures("transport")
 def test_a_backend_killed_mid_dream(tmp_path):
     doomed = BackendProcess(tmp_path)
     try:

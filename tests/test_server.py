@@ -1,4 +1,8 @@
-"""A real `serve` process over real ZeroMQ sockets: the whole exchange, the queue, cancel, bad input."""
+"""A real `serve` process over real ZeroMQ sockets: the whole exchange, the queue, cancel, bad input.
+
+Every test runs twice: with pyzmq, and with wire/zmtp.py (the standard-library fallback) against the same
+libzmq backend.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from wire.client import BackendError, Client
 
 TERMINAL = {protocol.DONE, protocol.CANCELLED, protocol.ERROR}
 CHEAP = {"features": {"block2_conv1": 0.05}}
+
+pytestmark = pytest.mark.usefixtures("transport")
 
 
 def events_until_end(client: Client, job: Any, timeout: float = 120.0) -> list[tuple[dict, bytes | None]]:
@@ -53,8 +59,9 @@ def dream(client: Client, job: Any, width: int = 48, height: int = 40, channels:
     return image
 
 
-def test_hello_and_presets(backend):
+def test_hello_and_presets(backend, transport):
     with backend.client() as client:
+        assert client.transport == transport
         hello = client.hello()
         assert hello["protocol"] == 1 and hello["model"] == "vgg16" and hello["weights"] == "hed"
         assert hello["device"] == "CPU" and hello["max_pixels"] > 0 and hello["server"]
@@ -145,6 +152,7 @@ import sys
 sys.path.insert(0, {root!r})
 from wire.client import Client
 client = Client({endpoint!r})
+assert client.transport == {transport!r}
 client.dream("doomed", bytes(96 * 96 * 3), 96, 96, 3, "doggos", 200, params={{"features": {{"block2_conv1": 0.05}}}})
 while True:
     header, _ = client.receive(60)
@@ -155,8 +163,8 @@ sys.stdin.read()  # wait to be killed
 """
 
 
-def test_a_killed_client_has_its_job_cancelled(backend):
-    script = KILLED_CLIENT.format(root=str(ROOT), endpoint=backend.endpoint)
+def test_a_killed_client_has_its_job_cancelled(backend, transport):
+    script = KILLED_CLIENT.format(root=str(ROOT), endpoint=backend.endpoint, transport=transport)
     doomed = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert doomed.stdout.readline().strip() == "running"

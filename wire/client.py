@@ -1,21 +1,32 @@
 """The one client of the dream backend: a ZeroMQ DEALER speaking wire/protocol.py.
 
-Used by the GIMP plug-in and by the tests; standard library and pyzmq only (no NumPy).
+Used by the GIMP plug-in and by the tests; standard library and pyzmq only (no NumPy). Where pyzmq
+cannot be imported (GIMP for Windows' MSYS2 Python cannot load PyPI's wheels), or when asked to, the
+DEALER is wire/zmtp.py's standard-library one instead: tcp:// and NULL security only.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import zmq
+from wire import curve, protocol, zmtp
 
-from wire import curve, protocol
+try:
+    import zmq
+except ImportError:
+    zmq = None
 
 Message = tuple[dict[str, Any], bytes | None]
+PYZMQ = "pyzmq"
+ZMTP = "zmtp"  # wire/zmtp.py
+TRANSPORT_VARIABLE = "DEEP_DREAM_TRANSPORT"  # pyzmq or zmtp; unset: pyzmq when it can be imported
+# What a bad endpoint or a broken socket raises, whichever the transport.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (zmtp.ZmtpError,) + ((zmq.ZMQError,) if zmq else ())
 
 
 class BackendError(Exception):
@@ -41,6 +52,16 @@ def tcp_address(endpoint: str) -> tuple[str, int] | None:
     return parts.hostname, parts.port
 
 
+def pick_transport(requested: str | None = None) -> str:
+    """The transport a Client uses: the one requested, else $DEEP_DREAM_TRANSPORT, else pyzmq if it imports."""
+    choice = requested or os.environ.get(TRANSPORT_VARIABLE) or (PYZMQ if zmq else ZMTP)
+    if choice not in (PYZMQ, ZMTP):
+        raise BackendError("transport", f"unknown transport {choice!r}: choose {PYZMQ} or {ZMTP}")
+    if choice == PYZMQ and zmq is None:
+        raise BackendError("transport", "the pyzmq transport was asked for, but pyzmq cannot be imported here")
+    return choice
+
+
 def is_listening(endpoint: str, timeout: float = 1.0) -> bool:
     """Whether anything accepts a TCP connection at the endpoint (True for non-TCP endpoints)."""
     address = tcp_address(endpoint)
@@ -56,14 +77,22 @@ def is_listening(endpoint: str, timeout: float = 1.0) -> bool:
 class Client:
     """A connection to one backend. Not thread-safe: use it from one thread."""
 
-    def __init__(self, endpoint: str = protocol.DEFAULT_ENDPOINT, context: zmq.Context | None = None) -> None:
+    def __init__(self, endpoint: str = protocol.DEFAULT_ENDPOINT, context: zmq.Context | None = None,
+                 transport: str | None = None) -> None:
         """endpoint: a ZeroMQ endpoint, optionally with CURVE keys for a remote backend (wire/curve.py)."""
+        self.transport = pick_transport(transport)  # for messages and logs too
         try:
             self.endpoint, keys = curve.split_endpoint(endpoint)
         except curve.CurveError as exc:
             raise BackendError("endpoint", str(exc)) from None
         self.max_message_bytes: int | None = None  # the backend's limit, once hello has told it
         self.secured = keys is not None
+        if self.transport == ZMTP:  # NULL security only
+            if keys is not None:
+                raise BackendError("endpoint", f"{endpoint!r} asks for CURVE security, which needs pyzmq: the "
+                                   "standard-library transport this GIMP uses speaks only unsecured ZeroMQ")
+            self._socket = zmtp.DealerSocket(self.endpoint, uuid.uuid4().hex.encode())
+            return
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -73,7 +102,7 @@ class Client:
         self._socket.connect(self.endpoint)
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        self._socket.close()  # pending messages are dropped: LINGER 0
 
     def __enter__(self) -> Client:
         return self
@@ -113,7 +142,13 @@ class Client:
                 raise BackendError(message.get("code", "error"), message.get("message", "error"))
             if message["type"] == header["type"]:
                 return message
-        raise BackendError("timeout", f"no answer to {header['type']!r} from {self.endpoint} within {timeout:g} s")
+        problem = self._why_silent()
+        raise BackendError("timeout", f"no answer to {header['type']!r} from {self.endpoint} within {timeout:g} s"
+                           + (f" ({problem})" if problem else ""))
+
+    def _why_silent(self) -> str | None:
+        """What the standard-library transport knows of a silent peer (pyzmq tells nothing), for messages."""
+        return self._socket.problem if self.transport == ZMTP else None
 
     def hello(self, timeout: float = 5.0) -> dict[str, Any]:
         """The backend's hello. Tells a stopped backend, a foreign program and another protocol apart."""
@@ -127,10 +162,12 @@ class Client:
                 hint = (" or, if it is a backend secured with CURVE, it does not accept these keys: check that "
                         "server_key is its server.key and that this client's public key is in its "
                         "authorized_clients folder") if self.secured else ""
+                problem = self._why_silent()
                 raise BackendError(
                     "not_backend",
                     f"something is listening at {self.endpoint} but it does not answer as a Deep Dream backend "
-                    f"(no hello within {timeout:g} s); stop it or choose another endpoint{hint}",
+                    f"(no hello within {timeout:g} s{'; ' + problem if problem else ''}); stop it or choose another "
+                    f"endpoint{hint}",
                 ) from None
             raise
         if reply.get("protocol") != protocol.PROTOCOL_VERSION:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import zmq
-import zmq.auth
+from typing import Any
 
 OPTIONS = ("server_key", "client_key")
 
@@ -53,12 +51,16 @@ def split_endpoint(text: str) -> tuple[str, CurveKeys | None]:
 
 def _load(path: Path, option: str) -> tuple[bytes, bytes | None]:
     try:
+        import zmq.auth  # only CURVE needs it: the plug-in works without pyzmq otherwise (wire/zmtp.py)
+    except ImportError:
+        raise CurveError(f"{option}: CURVE keys need pyzmq, which this Python does not have") from None
+    try:
         return zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
         raise CurveError(f"{option}={path} cannot be read as a ZeroMQ key file: {exc}") from None
 
 
-def apply(socket: zmq.Socket, keys: CurveKeys) -> None:
+def apply(socket: Any, keys: CurveKeys) -> None:
     """Make a client socket speak CURVE to the server with that public key (before it connects)."""
     socket.curve_serverkey = keys.server_public
     socket.curve_publickey = keys.public

@@ -5,8 +5,8 @@ against the list it registered. So the plug-in registers its procedure at every 
 installation) with every name it can find then: the built-ins, the user's presets file and a running
 backend's presets. The backend owns the presets: it refuses a dream with a name it does not know.
 
-Standard library only; pyzmq is imported only when a backend is asked, so a missing pyzmq still
-registers the plug-in (with the names found without it).
+Standard library only; the client is imported only when a backend is asked, so registration goes on
+whatever happens there (with the names found without it).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def backend_preset_names(endpoint: str, timeout: float = FETCH_TIMEOUT_S) -> lis
             return []
         with Client(endpoint) as client:
             presets = client.presets(timeout / 2)
-    except Exception:  # no pyzmq, no backend, a bad endpoint: registration must go on regardless
+    except Exception:  # no backend, a bad endpoint, a broken install: registration must go on regardless
         return []
     return [name for name in presets if isinstance(name, str)] if isinstance(presets, dict) else []
 

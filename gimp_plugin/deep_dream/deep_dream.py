@@ -2,8 +2,9 @@
 """Deep Dream for GIMP: dream a layer with the Deep Dream backend; every kept iteration becomes a layer.
 
 The backend (its own Python, with TensorFlow) does the dreaming. This plug-in reads the layer's pixels,
-sends them with wire/client.py over ZeroMQ and turns the iterations that come back into layers of one
-group above the source, in one undo step. GIMP-free parts live next to this file and are unit-tested
+sends them with wire/client.py over ZeroMQ (pyzmq, or wire/zmtp.py where GIMP's Python cannot load
+pyzmq) and turns the iterations that come back into layers of one group above the source, in one undo
+step. GIMP-free parts live next to this file and are unit-tested
 on their own: choices.py (the preset list), launcher.py (finding or starting the backend), session.py
 (one dream's messages, progress and time left) and layers.py (which iterations to keep, names).
 """
@@ -28,10 +29,10 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored pyzmq, then wire/ and our modules
 
-import choices  # noqa: E402  (standard library only: pyzmq is imported in run)
+import choices  # noqa: E402  (standard library only: the client is imported in dream)
 import layers  # noqa: E402
 
-if TYPE_CHECKING:  # annotations only: session needs pyzmq, imported in dream()
+if TYPE_CHECKING:  # annotations only: session is imported in dream()
     from session import Kept, Progress
 
 PROCEDURE = "python-fu-deep-dream"
@@ -118,15 +119,14 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
     iterations = config.get_property("iterations")
     endpoint = config.get_property("endpoint")
 
-    try:  # pyzmq is the one dependency GIMP may lack: a clean message, not a traceback
+    try:  # without pyzmq the client falls back to wire/zmtp.py: only missing files of ours fail here
         import launcher
         import session
-        import zmq
 
-        from wire.client import BackendError, Client
+        from wire.client import TRANSPORT_ERRORS, BackendError, Client
     except ImportError as exc:
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
-                      f"Deep Dream needs pyzmq in GIMP's Python ({exc}): run install.py --vendor-pyzmq")
+                      f"Deep Dream's plug-in files are incomplete ({exc}): run install.py again")
 
     found, x, y, width, height = source.mask_intersect()
     if not found:
@@ -159,7 +159,7 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         status = Gimp.PDBStatusType.CANCEL
     except (BackendError, launcher.LaunchError) as exc:
         status, message = Gimp.PDBStatusType.EXECUTION_ERROR, str(exc)
-    except zmq.ZMQError as exc:
+    except TRANSPORT_ERRORS as exc:
         status, message = Gimp.PDBStatusType.EXECUTION_ERROR, f"cannot use the endpoint {endpoint!r}: {exc}"
     finally:
         result.close()

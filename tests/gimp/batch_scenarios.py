@@ -9,6 +9,7 @@ The settings come from the JSON file named by $DD_TEST_CONFIG (paths inside the 
 import base64
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -23,7 +24,8 @@ from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 PROCEDURE = "python-fu-deep-dream"
 CONFIG = json.loads(open(os.environ["DD_TEST_CONFIG"]).read())
 OUT = CONFIG["out"]
-LAUNCH_FILE = os.path.join(Gimp.directory(), "plug-ins", "deep_dream", "backend.json")
+PLUGIN_DIR = os.path.join(Gimp.directory(), "plug-ins", "deep_dream")
+LAUNCH_FILE = os.path.join(PLUGIN_DIR, "backend.json")
 
 
 # ---- test images ----------------------------------------------------------------------------------
@@ -203,6 +205,40 @@ def grey():
     return result
 
 
+# First on the plug-in's path, it makes `import zmq` fail as in GIMP for Windows' Python; and leaves a mark.
+PYZMQ_BLOCKER = """open(__file__ + ".imported", "w").close()
+raise ImportError("pyzmq hidden by the test, as GIMP for Windows' Python cannot load it")
+"""
+
+
+def without_pyzmq():
+    """The plug-in's _vendor/ folder (first on its path; a vendored pyzmq is set aside) holds a zmq module that
+    raises ImportError, so the dream can only go through wire/zmtp.py."""
+    vendor = os.path.join(PLUGIN_DIR, "_vendor")
+    aside = vendor + ".aside"
+    if os.path.isdir(vendor):
+        os.rename(vendor, aside)
+    os.mkdir(vendor)
+    try:
+        with open(os.path.join(vendor, "zmq.py"), "w") as handle:
+            handle.write(PYZMQ_BLOCKER)
+        image, source = simple_image(48, 40)
+        status, message, seconds = dream(image, [source], preset="tiny", iterations=2, seed=6)
+        group = group_of(image)
+        source_pixels = dump(source, "R'G'B'A u8")
+        result = {"status": status, "message": message, "seconds": seconds,
+                  "zmq_import_failed": os.path.exists(os.path.join(vendor, "zmq.py.imported")),
+                  "layers": [child.get_name() for child in group.get_children()] if group else [],
+                  "dreamt": bool(group) and all(dump(child, "R'G'B'A u8") != source_pixels
+                                                for child in group.get_children())}
+        image.delete()
+    finally:
+        shutil.rmtree(vendor)
+        if os.path.isdir(aside):
+            os.rename(aside, vendor)
+    return result
+
+
 def failure(make_drawables, **arguments):
     """A run that must fail: its status and message, and whether the image kept its layers as they were."""
     image, layer = simple_image()
@@ -291,6 +327,7 @@ SCENARIOS = {
     "rgb_keep_every": rgb_keep_every,
     "alpha_selection": alpha_selection,
     "grey": grey,
+    "without_pyzmq": without_pyzmq,
     "several_drawables": lambda: failure(two_layers, preset="tiny"),
     "group_drawable": lambda: failure(a_group, preset="tiny"),
     "mask_drawable": lambda: failure(a_mask, preset="tiny"),

@@ -240,6 +240,15 @@ def test_grey_stays_grey(gimp_run):
     assert_lines_up(layers["acid · iteration 1"], source)
 
 
+def test_a_gimp_python_that_cannot_load_pyzmq_dreams_through_the_fallback(gimp_run):
+    """As on Windows, whose MSYS2 Python cannot load pyzmq: `import zmq` fails in the plug-in (see the scenario);
+    the standard-library client of wire/zmtp.py talks to the real backend instead."""
+    result = scenario(gimp_run, "without_pyzmq")
+    assert result["zmq_import_failed"], "the plug-in never tried to import zmq: the scenario proves nothing"
+    assert (result["status"], result["message"]) == ("success", None)
+    assert result["layers"] == ["tiny · iteration 2", "tiny · iteration 1"] and result["dreamt"]
+
+
 # ---- failures: a clear status and message, the image as it was ------------------------------------
 
 

@@ -392,6 +392,25 @@ def test_a_whole_dream_keeps_every_kth(backend):
     assert (job.progress.iteration, job.progress.status) == (5, "Done")
 
 
+def test_octave_settings_reach_the_backend_and_every_iteration_comes_back_full_size(backend):
+    assert choices.octave_params(0, 0.0) == {}  # the preset's own
+    params = choices.octave_params(2, 1.5)
+    assert params == {"octaves": 2, "octave_scale": 1.5}
+    with backend.client() as client:
+        job = session.DreamSession(client, "octaves", 3, 1)
+        job.submit(image(), 48, 40, 3, "tiny", 1, 0, params)
+        kept: list[session.Kept] = []
+        while not job.finished:
+            kept += job.poll(0.1)
+        assert job.state is session.State.DONE
+        assert [(k.width, k.height, len(k.pixels)) for k in kept] == [(48, 40, 48 * 40 * 3)] * 3
+        refused = session.DreamSession(client, "bad-scale", 1, 1)
+        refused.submit(image(), 48, 40, 3, "tiny", 1, 0, {"octaves": 2, "octave_scale": 9.0})
+        while not refused.finished:
+            refused.poll(0.1)
+    assert refused.state is session.State.FAILED and "octave_scale" in refused.error
+
+
 def test_alpha_comes_back_as_sent(backend):
     rgba = structured_image(32, 24, 4)
     with backend.client() as client:

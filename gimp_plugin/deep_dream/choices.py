@@ -1,4 +1,5 @@
-"""The presets the plug-in's `preset` argument offers, and the endpoint it talks to by default.
+"""The presets the plug-in's `preset` argument offers, its octave settings as request params, and the
+endpoint it talks to by default.
 
 A GIMP choice argument only takes the names it was registered with, and GIMP checks a script's value
 against the list it registered. So the plug-in registers its procedure at every GIMP start (not once per
@@ -21,6 +22,16 @@ BUILTIN_PRESETS = ("acid", "doggos")
 DEFAULT_PRESET = "doggos"
 ENDPOINT_VARIABLE = "DEEP_DREAM_ENDPOINT"  # the default endpoint, for a backend elsewhere (and for tests)
 FETCH_TIMEOUT_S = 1.0  # GIMP waits for the registration: never longer than this for a backend
+
+
+def octave_params(octaves: int, octave_scale: float) -> dict[str, int | float]:
+    """The dream request's params for the dialog's octave settings; 0 leaves the preset's own."""
+    params: dict[str, int | float] = {}
+    if octaves > 0:
+        params["octaves"] = octaves
+    if octave_scale > 0:
+        params["octave_scale"] = octave_scale
+    return params
 
 
 def default_endpoint() -> str:

@@ -32,6 +32,8 @@ sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored p
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
 import layers  # noqa: E402
 
+from wire import protocol  # noqa: E402  (standard library only)
+
 if TYPE_CHECKING:  # annotations only: session is imported in dream()
     from session import Kept, Progress
 
@@ -76,6 +78,11 @@ class DeepDream(Gimp.PlugIn):
                                    1, 200, 1, READWRITE)
         procedure.add_int_argument("max-size", "_Maximum size", "Dream on a copy this long at most (0 = full size)",
                                    0, 65536, 0, READWRITE)
+        procedure.add_int_argument("octaves", "_Octaves", "Dream at this many scales, smallest first, carrying the "
+                                   "detail up (0 = the preset's own; 1 = one scale)", 0, protocol.MAX_OCTAVES, 0,
+                                   READWRITE)
+        procedure.add_double_argument("octave-scale", "Octave _scale", "Size ratio between neighbouring octaves "
+                                      "(0 = the preset's own)", 0.0, protocol.MAX_OCTAVE_SCALE, 0.0, READWRITE)
         procedure.add_int_argument("seed", "_Seed", "Random seed for the jitter (0 = random)", 0, 2**31 - 1, 0,
                                    READWRITE)
         procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend", endpoint,
@@ -144,7 +151,8 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
             launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status, progress.pause)
             job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
             job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
-                       config.get_property("max-size"))
+                       config.get_property("max-size"),
+                       choices.octave_params(config.get_property("octaves"), config.get_property("octave-scale")))
             while not job.finished:
                 for kept in job.poll(POLL_S):
                     result.add(kept)

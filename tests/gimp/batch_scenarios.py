@@ -132,7 +132,7 @@ def registration():
     procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
     specs = {spec.name: spec for spec in procedure.get_arguments()}
     ints = {name: [specs[name].minimum, specs[name].maximum, specs[name].default_value]
-            for name in ("iterations", "keep-every", "max-size", "seed")}
+            for name in ("iterations", "keep-every", "max-size", "octaves", "octave-scale", "seed")}
     return {
         "arguments": list(specs),
         "presets": Gimp.param_spec_choice_get_choice(specs["preset"]).list_nicks(),
@@ -146,7 +146,8 @@ def registration():
 
 
 def rgb_keep_every():
-    """A layer inside a group, between two others: the result goes right above it, in the same group."""
+    """A layer inside a group, between two others: the result goes right above it, in the same group.
+    Two octaves: the first iterations are dreamt at 2/3 size and must still come back full size, aligned."""
     image = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
     new_layer(image, "top", 64, 48, 3, seed=5)
     folder = Gimp.GroupLayer.new(image, "folder")
@@ -155,7 +156,8 @@ def rgb_keep_every():
     source = new_layer(image, "source", 64, 48, 3, parent=folder, position=0)
     new_layer(image, "upper", 64, 48, 3, parent=folder, position=0, seed=3)
     before = dump(source, "R'G'B'A u8")
-    status, message, seconds = dream(image, [source], preset="tiny", iterations=5, **{"keep-every": 2}, seed=1)
+    status, message, seconds = dream(image, [source], preset="tiny", iterations=5, seed=1, octaves=2,
+                                     **{"keep-every": 2, "octave-scale": 1.5})
     result = {"status": status, "message": message, "seconds": seconds, "undo_enabled": image.undo_is_enabled(),
               "source_unchanged": dump(source, "R'G'B'A u8") == before}
     reloaded = saved_and_reloaded(image, "rgb")

@@ -155,7 +155,7 @@ def find(tree: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def test_procedure_registration(gimp_run):
     registration = scenario(gimp_run, "registration")
     assert registration["arguments"] == ["run-mode", "image", "drawables", "preset", "iterations", "keep-every",
-                                         "max-size", "seed", "endpoint"]
+                                         "max-size", "octaves", "octave-scale", "seed", "endpoint"]
     # built-ins first, then the user's file ("ghost") and the running backend's presets file ("tiny")
     assert registration["presets"] == ["acid", "doggos", "ghost", "tiny"]
     assert registration["preset_default"] == "doggos"
@@ -163,6 +163,8 @@ def test_procedure_registration(gimp_run):
     assert registration["ints"]["keep-every"][0::2] == [1, 1]
     assert registration["ints"]["max-size"][0::2] == [0, 0]
     assert registration["ints"]["seed"][0::2] == [0, 0]
+    assert registration["ints"]["octaves"] == [0, 8, 0]  # 0: the preset's own
+    assert registration["ints"]["octave-scale"] == [0.0, 4.0, 0.0]
     assert registration["endpoint_default"] == gimp_run["config"]["endpoint"]  # DEEP_DREAM_ENDPOINT
     assert registration["menu_label"] == "Deep _Dream…"
     assert registration["menu_paths"] == ["<Image>/Filters/Artistic"]

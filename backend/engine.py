@@ -19,7 +19,7 @@ import numpy as np
 from backend.core import imaging
 from backend.core.dream import Diverged, LossAndGradient, Octaves, dream
 from backend.core.loss import DreamLoss
-from backend.core.model import device_name, feature_model, load_vgg16, resolve_weights
+from backend.core.model import device_name, feature_model, load_vgg16, resolve_weights, share_gpus
 from backend.core.preprocessing import deprocess, preprocess
 from backend.core.presets import BUILTIN_PRESETS, Preset, PresetError, load_presets
 from wire import protocol
@@ -75,6 +75,7 @@ class Engine:
         tile_size: int | None = None,
     ):
         started = time.perf_counter()
+        share_gpus()
         self.weights = resolve_weights(weights)
         self.vgg16 = load_vgg16(self.weights)
         self.presets_path = presets_path

@@ -102,6 +102,16 @@ def feature_model(vgg16: keras.Model, layers: tuple[str, ...]) -> keras.Model:
     return keras.Model(vgg16.input, [vgg16.get_layer(name).output for name in layers])
 
 
+def share_gpus() -> None:
+    """Let TensorFlow take GPU memory as the tiles need it instead of all of it at start, so the GPU
+    stays usable by GIMP and others. Must run before TensorFlow first touches a GPU; no-op on a CPU."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised (a second Engine in one process): keep its setting
+            pass
+
+
 def device_name() -> str:
     """What TensorFlow computes on: the first GPU it sees, else the CPU."""
     gpus = tf.config.list_logical_devices("GPU")

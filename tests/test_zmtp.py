@@ -29,15 +29,21 @@ def address(endpoint: str) -> tuple[str, int]:
     return zmtp.tcp_address(endpoint)
 
 
-@pytest.fixture
-def router() -> Iterator[tuple[zmq.Socket, str]]:
-    """A real libzmq ROUTER on a free port, with the backend's heartbeat settings."""
+def heartbeat_router(interval_ms: int, timeout_ms: int) -> tuple[zmq.Socket, str]:
+    """A real libzmq ROUTER bound to a free port, dropping peers silent for timeout_ms."""
     socket_ = zmq.Context.instance().socket(zmq.ROUTER)
     socket_.setsockopt(zmq.LINGER, 0)
-    socket_.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-    socket_.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+    socket_.setsockopt(zmq.HEARTBEAT_IVL, interval_ms)
+    socket_.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
     endpoint = free_endpoint()
     socket_.bind(endpoint)
+    return socket_, endpoint
+
+
+@pytest.fixture
+def router() -> Iterator[tuple[zmq.Socket, str]]:
+    """A ROUTER with the backend's heartbeat settings."""
+    socket_, endpoint = heartbeat_router(1000, 3000)
     yield socket_, endpoint
     socket_.close(linger=0)
 
@@ -207,12 +213,7 @@ def test_frames_split_anywhere_are_put_back_together():
 def test_heartbeats_are_answered_while_the_caller_is_silent(dealer_for):
     """A ROUTER that drops peers silent for 800 ms; the DEALER is left alone for 2 s and stays connected.
     The control, a peer that does the handshake but answers no PING, is dropped: the test can fail."""
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.setsockopt(zmq.HEARTBEAT_IVL, 200)
-    router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 800)
-    endpoint = free_endpoint()
-    router.bind(endpoint)
+    router, endpoint = heartbeat_router(200, 800)
     monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     try:
         dealer = dealer_for(endpoint)

@@ -237,8 +237,8 @@ def test_heartbeats_are_answered_while_the_caller_is_silent(dealer_for):
 
 
 def test_the_backend_keeps_a_silent_fallback_client(backend):
-    """The backend's own heartbeat time-out is 3 s: a client that reads nothing for 4 s while its dream runs
-    keeps the job (were it dropped, the backend would cancel the job and forget it)."""
+    """A client that reads nothing for 4 s while its dream runs keeps the job, and loses no message (were it
+    dropped, the backend would cancel the job and forget it)."""
     with Client(backend.endpoint, transport="zmtp") as client:
         client.dream("patient", structured_image(96, 96).tobytes(), 96, 96, 3, "doggos", 200,
                      params={"features": {"block2_conv1": 0.05}})
@@ -254,6 +254,42 @@ def test_the_backend_keeps_a_silent_fallback_client(backend):
     assert kinds[:2] == ["accepted", "started"] and kinds[-1] == "cancelled", kinds[-3:]
     assert len(iterations) >= 2 and iterations == list(range(len(iterations)))  # nothing lost while silent
     assert not any("client of job 'patient' is gone" in line for line in backend.output)
+
+
+def test_an_upload_slower_than_a_few_seconds_reaches_the_backend(backend, monkeypatch):
+    """libzmq hears nothing from a peer until a whole frame is in: a 3-MB layer sent in 64-KB pieces,
+    a tenth of a second apart (about 5 s, a slow link), must not be taken for a vanished peer."""
+    real_write = zmtp.DealerSocket._write
+
+    class SlowLink:
+        """The connection, taking at most 64 KB per write round; a full kernel buffer looks the same."""
+
+        def __init__(self, connection: socket.socket) -> None:
+            self.connection, self.budget = connection, 65_536
+
+        def send(self, data: memoryview) -> int:
+            if self.budget <= 0:
+                raise BlockingIOError
+            sent = self.connection.send(data[: self.budget])
+            self.budget -= sent
+            return sent
+
+    def slow_write(self, connection, out):
+        real_write(self, SlowLink(connection), out)
+        time.sleep(0.1)
+
+    monkeypatch.setattr(zmtp.DealerSocket, "_write", slow_write)
+    pixels = structured_image(1000, 1000).tobytes()
+    started = time.monotonic()
+    with Client(backend.endpoint, transport="zmtp") as client:
+        client.dream("slow", pixels, 1000, 1000, 3, "tiny", 1, max_size=100)
+        reply = client.receive(60)
+        uploaded = time.monotonic() - started
+        while (message := client.receive(60)) is not None and message[0]["type"] not in ("done", "error"):
+            pass
+    assert reply is not None and reply[0]["type"] == "accepted", reply
+    assert uploaded > 4  # it was slow
+    assert message is not None and message[0]["type"] == "done"
 
 
 def test_connect_before_the_server_exists(dealer_for):

@@ -105,6 +105,11 @@ def test_curve_without_usable_keys_is_refused(tmp_path):
     (tmp_path / "authorized_clients" / "gone.key").unlink()
     nobody = run_backend("serve", "--bind", free_endpoint(), "--weights", "hed", "--curve", str(tmp_path))
     assert nobody.returncode == 2 and "no client may connect" in nobody.stderr
+    # One bad file would make pyzmq's authenticator admit nobody, silently: refused, naming it.
+    assert run_backend("keys", str(tmp_path), "--client", "fine").returncode == 0
+    (tmp_path / "authorized_clients" / "notes.key").write_text("hello")
+    bad = run_backend("serve", "--bind", free_endpoint(), "--weights", "hed", "--curve", str(tmp_path))
+    assert bad.returncode == 2 and "notes.key is not a ZeroMQ public key file" in bad.stderr
 
 
 def test_the_plugin_does_not_start_a_backend_for_keys(keys, tmp_path):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,18 +60,19 @@ def create_keys(directory: Path, clients: list[str]) -> list[Path]:
     written: list[Path] = []
     for sub in (AUTHORIZED, CLIENTS):
         (directory / sub).mkdir(parents=True, exist_ok=True)
-    if not (directory / f"{SERVER}.key_secret").exists():
-        written += [Path(p) for p in zmq.auth.create_certificates(directory, SERVER)]
-    for name in clients:
-        if (directory / CLIENTS / f"{name}.key").exists():
-            raise SecurityError(f"{directory / CLIENTS / name}.key exists already: choose another client name")
-        public, secret = (Path(p) for p in zmq.auth.create_certificates(directory / CLIENTS, name))
-        authorised = directory / AUTHORIZED / public.name
-        authorised.write_bytes(public.read_bytes())
-        written += [public, secret, authorised]
-    for path in written:
-        if path.name.endswith(".key_secret") and sys.platform != "win32":
-            os.chmod(path, 0o600)
+    private = os.umask(0o077)  # secret keys are never readable by others, not even for a moment
+    try:
+        if not (directory / f"{SERVER}.key_secret").exists():
+            written += [Path(p) for p in zmq.auth.create_certificates(directory, SERVER)]
+        for name in clients:
+            if (directory / CLIENTS / f"{name}.key").exists():
+                raise SecurityError(f"{directory / CLIENTS / name}.key exists already: choose another client name")
+            public, secret = (Path(p) for p in zmq.auth.create_certificates(directory / CLIENTS, name))
+            authorised = directory / AUTHORIZED / public.name
+            authorised.write_bytes(public.read_bytes())
+            written += [public, secret, authorised]
+    finally:
+        os.umask(private)
     return written
 
 
@@ -87,7 +87,14 @@ def load_server_keys(directory: Path) -> tuple[bytes, bytes, list[str]]:
                             f"`python -m backend keys {directory}`") from None
     if secret is None:
         raise SecurityError(f"{secret_file} holds no secret key")
-    clients = sorted(path.stem for path in authorised.glob("*.key")) if authorised.is_dir() else []
+    keys = sorted(authorised.glob("*.key")) if authorised.is_dir() else []
+    for key in keys:  # pyzmq's authenticator skips the lot, silently, when one file is bad: say which
+        try:
+            zmq.auth.load_certificate(key)
+        except (OSError, ValueError) as exc:
+            raise SecurityError(f"{key} is not a ZeroMQ public key file ({exc}): remove it or replace it with "
+                                "a client's NAME.key from `python -m backend keys`") from None
+    clients = [key.stem for key in keys]
     if not clients:
         raise SecurityError(f"no client may connect: {authorised} has no public keys (*.key); add one with "
                             f"`python -m backend keys {directory} --client NAME`")

@@ -207,6 +207,7 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
 @pytest.mark.parametrize("endpoint, local", [
     ("tcp://127.0.0.1:5570", True), ("tcp://localhost:5570", True), ("tcp://[::1]:5570", True),
     ("tcp://192.0.2.1:5570", False), ("tcp://example.org:5570", False), ("ipc:///tmp/dream", False),
+    ("tcp://0.0.0.0:5570", False), ("tcp://*:5570", False),  # the backend refuses to bind those without keys
 ])
 def test_only_local_endpoints_are_started(endpoint, local):
     assert launcher.is_local(endpoint) is local

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from backend.service.security import check_bind, is_loopback
+from backend.service.security import check_bind
 from tests.conftest import ROOT, BackendProcess, free_endpoint
 from tests.test_server import dream, events_until_end
 from wire import curve
 from wire.client import BackendError, Client
+from wire.endpoints import is_loopback
 
 SILENCE_S = 3.0  # how long an unauthorised client waits for an answer that must not come
 

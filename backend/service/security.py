@@ -13,14 +13,14 @@ DIR, as `python -m backend keys DIR` makes it:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+
+from wire.endpoints import is_loopback
 
 SERVER = "server"
 AUTHORIZED = "authorized_clients"
@@ -30,19 +30,6 @@ DEFAULT_CLIENT = "laptop"
 
 class SecurityError(Exception):
     """The keys cannot be used, or an address would be open without them; the message says what to do."""
-
-
-def is_loopback(endpoint: str) -> bool:
-    """Whether only this machine can reach the endpoint: tcp:// on a loopback address, ipc://, inproc://."""
-    if not endpoint.startswith("tcp://"):
-        return endpoint.startswith(("ipc://", "inproc://"))
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # "*", an interface name, a host name: may be reachable from elsewhere
-        return False
 
 
 def check_bind(endpoint: str, curve_dir: Path | None) -> None:

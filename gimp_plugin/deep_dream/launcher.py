@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from wire import protocol, user_folders
 from wire.client import BackendError, Client, NotListening, is_listening
+from wire.endpoints import is_loopback
 
 LAUNCH_FILE = "backend.json"
 START_MESSAGE = "Starting the Deep Dream backend (loading VGG16)…"
@@ -27,7 +27,6 @@ START_TIMEOUT_S = 120.0
 HELLO_TIMEOUT_S = 5.0
 POLL_S = 0.25
 LOG_TAIL_LINES = 6
-LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0", "*")
 STOPPED_MESSAGE = "stopped while the backend was starting (it goes on starting in the background)"
 IDLE_TIMEOUT_S = 1800  # the model stays warm between runs, but not for days after the last one
 IDLE_VARIABLE = "DEEP_DREAM_IDLE_TIMEOUT"
@@ -72,11 +71,9 @@ def log_file() -> Path:
 
 
 def is_local(endpoint: str) -> bool:
-    """Whether a backend for this TCP endpoint can be started on this machine."""
-    if not endpoint.startswith("tcp://"):
-        return False
-    host = urlsplit(endpoint).hostname or ""
-    return host in LOCAL_HOSTS or host.startswith("127.")
+    """Whether a backend for this endpoint can be started here: TCP on a loopback address, which is
+    also all the backend binds without CURVE keys."""
+    return endpoint.startswith("tcp://") and is_loopback(endpoint)
 
 
 def idle_timeout() -> int:

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from backend.core import imaging
-from backend.core.dream import Cancelled, Diverged, Octaves, dream, octave_sizes, split_iterations
+from backend.core.dream import (
+    Cancelled,
+    Diverged,
+    Octaves,
+    dream,
+    octave_plan,
+    octave_sizes,
+    split_iterations,
+)
 from backend.core.imaging import resize_float
 from backend.core.preprocessing import deprocess, preprocess
 from tests.conftest import structured_image
@@ -138,6 +146,12 @@ def test_octaves_grow_by_their_scale_to_the_image_size_and_never_below_the_minim
     assert octave_sizes(450, 900, Octaves(3, 1.5), 32) == [(200, 400), (300, 600), (450, 900)]
     assert octave_sizes(60, 100, Octaves(4, 2.0), 32) == [(32, 53), (32, 53), (32, 53), (60, 100)]
     assert octave_sizes(20, 10, Octaves(2, 1.4), 32) == [(20, 10), (20, 10)]  # too small to shrink at all
+
+
+def test_octaves_of_one_size_share_the_iterations_once():
+    assert octave_plan(60, 100, Octaves(4, 2.0), 10, 32) == [((32, 53), 5), ((60, 100), 5)]
+    assert octave_plan(20, 10, Octaves(3, 1.4), 4, 32) == [((20, 10), 4)]
+    assert octave_plan(450, 900, Octaves(3, 1.5), 2, 32) == [((300, 600), 1), ((450, 900), 1)]
 
 
 def test_each_octave_starts_from_the_original_plus_the_upscaled_detail():

@@ -61,6 +61,16 @@ def split_iterations(iterations: int, count: int) -> list[int]:
     return [iterations // count + (1 if step >= count - iterations % count else 0) for step in range(count)]
 
 
+def octave_plan(
+    height: int, width: int, octaves: Octaves, iterations: int, min_side: int
+) -> list[tuple[tuple[int, int], int]]:
+    """((height, width), iterations) per octave that gets any, smallest first. Octaves that the minimum
+    side makes the same size are one: their iterations are not spent twice at one scale."""
+    sizes = list(dict.fromkeys(octave_sizes(height, width, octaves, min_side)))
+    return [(size, count) for size, count in zip(sizes, split_iterations(iterations, len(sizes)), strict=True)
+            if count > 0]
+
+
 def dream(
     loss_and_gradient: LossAndGradient,
     x0: np.ndarray,
@@ -83,14 +93,8 @@ def dream(
     """
     rng = np.random.default_rng(seed)
     height, width = x0.shape[:2]
-    plan = [
-        (size, count)
-        for size, count in zip(octave_sizes(height, width, octaves, min_side),
-                               split_iterations(iterations, octaves.count), strict=True)
-        if count > 0
-    ]
     index, x, base = 0, None, None
-    for (octave_height, octave_width), count in plan:
+    for (octave_height, octave_width), count in octave_plan(height, width, octaves, iterations, min_side):
         octave_base = x0 if (octave_height, octave_width) == (height, width) else resize_float(
             x0, octave_width, octave_height)
         if x is None:

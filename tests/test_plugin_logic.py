@@ -395,6 +395,8 @@ def test_a_whole_dream_keeps_every_kth(backend):
 
 def test_octave_settings_reach_the_backend_and_every_iteration_comes_back_full_size(backend):
     assert choices.octave_params(0, 0.0) == {}  # the preset's own
+    with pytest.raises(ValueError, match="over 1"):
+        choices.octave_params(3, 0.9)
     params = choices.octave_params(2, 1.5)
     assert params == {"octaves": 2, "octave_scale": 1.5}
     with backend.client() as client:

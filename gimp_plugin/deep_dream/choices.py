@@ -25,7 +25,10 @@ FETCH_TIMEOUT_S = 1.0  # GIMP waits for the registration: never longer than this
 
 
 def octave_params(octaves: int, octave_scale: float) -> dict[str, int | float]:
-    """The dream request's params for the dialog's octave settings; 0 leaves the preset's own."""
+    """The dream request's params for the dialog's octave settings; 0 leaves the preset's own.
+    ValueError for a scale from 0 to 1, before any pixels are sent."""
+    if 0 < octave_scale <= 1:
+        raise ValueError(f"the octave scale must be over 1 (or 0 for the preset's own), not {octave_scale:g}")
     params: dict[str, int | float] = {}
     if octaves > 0:
         params["octaves"] = octaves

@@ -81,7 +81,7 @@ class DeepDream(Gimp.PlugIn):
         procedure.add_int_argument("octaves", "_Octaves", "Dream at this many scales, smallest first, carrying the "
                                    "detail up (0 = the preset's own; 1 = one scale)", 0, protocol.MAX_OCTAVES, 0,
                                    READWRITE)
-        procedure.add_double_argument("octave-scale", "Octave _scale", "Size ratio between neighbouring octaves "
+        procedure.add_double_argument("octave-scale", "Octave sc_ale", "Size ratio between neighbouring octaves "
                                       "(0 = the preset's own)", 0.0, protocol.MAX_OCTAVE_SCALE, 0.0, READWRITE)
         procedure.add_int_argument("seed", "_Seed", "Random seed for the jitter (0 = random)", 0, 2**31 - 1, 0,
                                    READWRITE)
@@ -124,6 +124,10 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
             return finish(procedure, Gimp.PDBStatusType.CANCEL)
     preset = config.get_property("preset")
     iterations = config.get_property("iterations")
+    try:
+        params = choices.octave_params(config.get_property("octaves"), config.get_property("octave-scale"))
+    except ValueError as exc:
+        return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
     endpoint = config.get_property("endpoint")
 
     try:  # without pyzmq the client falls back to wire/zmtp.py: only missing files of ours fail here
@@ -152,7 +156,7 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
             job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
             job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
                        config.get_property("max-size"),
-                       choices.octave_params(config.get_property("octaves"), config.get_property("octave-scale")))
+                       params)
             while not job.finished:
                 for kept in job.poll(POLL_S):
                     result.add(kept)

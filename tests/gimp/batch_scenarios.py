@@ -335,6 +335,7 @@ SCENARIOS = {
     "mask_drawable": lambda: failure(a_mask, preset="tiny"),
     "channel_drawable": lambda: failure(a_channel, preset="tiny"),
     "unknown_preset": lambda: failure(the_layer, preset="ghost"),
+    "octave_scale_under_one": lambda: failure(the_layer, preset="tiny", octaves=3, **{"octave-scale": 0.5}),
     "not_backend": lambda: failure(the_layer, preset="tiny", endpoint=CONFIG["foreign"]),
     "cannot_start": cannot_start,
     "exits_early": exits_early,

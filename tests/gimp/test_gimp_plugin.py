@@ -260,6 +260,7 @@ def test_a_gimp_python_that_cannot_load_pyzmq_dreams_through_the_fallback(gimp_r
     ("mask_drawable", "calling-error", ["is a layer mask"]),
     ("channel_drawable", "calling-error", ["'a channel' is a channel"]),
     ("unknown_preset", "execution-error", ["unknown preset 'ghost'; known: acid, doggos, tiny"]),
+    ("octave_scale_under_one", "calling-error", ["octave scale must be over 1"]),
     ("not_backend", "execution-error", ["does not answer as a Deep Dream backend"]),
     ("cannot_start", "execution-error", ["cannot start the Deep Dream backend", "install.py"]),
     ("exits_early", "execution-error", ["exited during start-up (exit status 3)", "deep-dream-gimp/backend.log",

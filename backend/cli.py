@@ -182,7 +182,10 @@ def prepare_serve(args: argparse.Namespace) -> str | None:
     if args.log_file is not None:
         from backend.logfile import log_to
 
-        log_to(args.log_file)
+        try:
+            log_to(args.log_file)
+        except OSError as exc:
+            return f"cannot write the log file {args.log_file}: {exc}"
         logging.info("starting: %s", " ".join(sys.argv))
     return None
 

@@ -29,6 +29,13 @@ class RotatingLog(RotatingFileHandler):
         os.dup2(stream.fileno(), 2)
         return stream
 
+    def doRollover(self) -> None:  # noqa: N802  (the base class's name)
+        """Let go of the log on descriptors 1 and 2 first: Windows cannot rename a file that is open."""
+        with open(os.devnull, "w") as nowhere:
+            os.dup2(nowhere.fileno(), 1)
+            os.dup2(nowhere.fileno(), 2)
+        super().doRollover()
+
 
 def log_to(path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
     """Send logging, stdout and stderr to path, rotated at max_bytes with that many old files kept."""

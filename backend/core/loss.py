@@ -81,7 +81,7 @@ class DreamLoss:
             tf.TensorSpec([2, 4], tf.int32),  # owned pixels (L2), owned pixel pairs (continuity)
             tf.TensorSpec([], tf.float32),  # H·W·3, whole image
         ]
-        self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec, reduce_retracing=True)
+        self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec)
 
     def _tile_loss_and_gradient(
         self,
@@ -105,7 +105,7 @@ class DreamLoss:
             )
         return loss, tape.gradient(loss, x)
 
-    def tiles(self, height: int, width: int) -> list[tiling.Tile]:
+    def tiles(self, height: int, width: int) -> tuple[tiling.Tile, ...]:
         return tiling.plan(height, width, self.layers, self.max_tile_pixels)
 
     def bind(self, coeffs: list[float], continuity: float, dream_l2: float) -> LossAndGradient:
@@ -121,9 +121,7 @@ class DreamLoss:
             tiles = self.tiles(height, width)
             norms = tf.constant(tiling.feature_norms(height, width, self.layers, self._channels))
             size = tf.constant(float(x.size))
-            gradient = np.empty(x.shape, np.float32) if len(tiles) > 1 else None
-            if gradient is not None:
-                gradient.fill(0.0)
+            gradient = np.zeros(x.shape, np.float32) if len(tiles) > 1 else None
             total = 0.0
             for tile in tiles:
                 rows, cols = slice(tile.rows.start, tile.rows.end), slice(tile.cols.start, tile.cols.end)

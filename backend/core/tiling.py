@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -87,7 +87,8 @@ def split_axis(length: int, parts: int, align: int, before: int, after: int) -> 
     return [Span(a, b, max(0, a - before), min(length, b + after)) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-def plan(height: int, width: int, layers: tuple[str, ...], max_tile_pixels: int) -> list[Tile]:
+@lru_cache(maxsize=64)  # asked at every evaluation; an image keeps its size for a whole octave
+def plan(height: int, width: int, layers: tuple[str, ...], max_tile_pixels: int) -> tuple[Tile, ...]:
     """The tiles with the least total crop area whose crops each hold at most max_tile_pixels pixels.
 
     One tile (the whole image) when it fits; when no split fits, the finest one tried.
@@ -108,7 +109,7 @@ def plan(height: int, width: int, layers: tuple[str, ...], max_tile_pixels: int)
         _, rows, cols = min(fitting, key=lambda entry: entry[0])
     else:
         rows, cols = axes[0][-1][2], axes[1][-1][2]
-    return [Tile(r, c) for r in rows for c in cols]
+    return tuple(Tile(r, c) for r in rows for c in cols)
 
 
 def feature_ranges(tile: Tile, height: int, width: int, layers: tuple[str, ...]) -> np.ndarray:

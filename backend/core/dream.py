@@ -10,6 +10,7 @@ import numpy as np
 from scipy.optimize import fmin_l_bfgs_b
 
 from backend.core.imaging import resize_float
+from wire.protocol import MIN_SIDE
 
 EVALUATIONS_PER_ITERATION = 7  # the seed's maxfun
 # L-BFGS keeps 2·m float64 vectors of the image's size. Past LEAN_ABOVE values (4 MP) it keeps
@@ -40,8 +41,11 @@ class Iteration:
 class Octaves:
     """Dream at `count` scales, each `scale` times the previous, smallest first (1 = the seed's loop)."""
 
-    count: int = 1
-    scale: float = 1.4
+    count: int
+    scale: float
+
+
+ONE_OCTAVE = Octaves(1, 1.0)
 
 
 def octave_sizes(height: int, width: int, octaves: Octaves, min_side: int) -> list[tuple[int, int]]:
@@ -77,8 +81,8 @@ def dream(
     iterations: int,
     jitter: float,
     seed: int,
-    octaves: Octaves = Octaves(),
-    min_side: int = 32,
+    octaves: Octaves = ONE_OCTAVE,
+    min_side: int = MIN_SIDE,
     on_evaluation: Callable[[int, int, float], None] = lambda iteration, evaluation, loss: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Iteration]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ class PresetError(Exception):
 @dataclass(frozen=True)
 class Preset:
     features: dict[str, float]  # VGG16 conv layer → coefficient
-    continuity: float
-    dream_l2: float
-    jitter: float
+    continuity: float = 0.1
+    dream_l2: float = 0.02
+    jitter: float = 0.0
     octaves: int = 1  # scales dreamt, smallest first; 1 = the seed's loop at the image's size
     octave_scale: float = 1.4  # size ratio between neighbouring octaves
 
@@ -41,7 +41,7 @@ BUILTIN_PRESETS = {
     "acid": Preset({"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}, 0.1, 0.8, 5.0),
     "doggos": Preset({"block5_conv1": 0.05, "block5_conv2": 0.02}, 0.1, 0.02, 0.0),
 }
-DEFAULTS = {"continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4}
+DEFAULTS = {field.name: field.default for field in fields(Preset) if field.default is not MISSING}
 # Read afresh for every request: a file this large is a mistake (hundreds of bytes per preset), not presets.
 MAX_PRESETS_FILE_BYTES = 1024 * 1024
 

@@ -158,6 +158,8 @@ def run_bench(
         "evaluations": evaluations,
         "tiles": len(tiles),
         "tile_crop_pixels": max(tile.pixels for tile in tiles),
+        # What the halos add: pixels VGG16 runs on over the image's. The limit is the image's, untiled.
+        "tile_area_ratio": round(sum(tile.pixels for tile in tiles) / (width * height), 3),
         "s_per_eval": round(s_per_eval, 4),
         "gflop_per_eval": round(gflop, 1),
         "gflops": round(gflop / s_per_eval, 1),

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     def engine_options(command: argparse.ArgumentParser, presets: bool = True) -> None:
         command.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
         command.add_argument("--tile-size", type=_positive, default=None, metavar="PIXELS",
-                             help="longest side of the square a tile (with its halo) may cover; larger images are "
-                                  "dreamt tile by tile, exactly (default: chosen from the memory)")
+                             help="a tile (with its halo) covers at most PIXELS×PIXELS pixels, and never less than its "
+                                  "halo needs; larger images are dreamt tile by tile, exactly (default: chosen from "
+                                  "the memory)")
         if not presets:
             return
         command.add_argument(
@@ -217,7 +218,7 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: server.stop())
     secured = f", CURVE: {len(security.clients)} authorised client(s)" if security else ""
     print(f"Deep Dream backend ready on {server.endpoint} (VGG16, {engine.weights.name} weights, {engine.device}, "
-          f"loaded in {engine.load_s:.1f} s, presets traced in {traced_s:.1f} s{secured})", flush=True)
+          f"loaded in {engine.load_s:.1f} s, warmed up in {traced_s:.1f} s{secured})", flush=True)
     server.serve()
     print("Deep Dream backend stopped", flush=True)
     return 0

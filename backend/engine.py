@@ -35,7 +35,7 @@ IMAGE_BYTES_PER_PIXEL = 1024
 TILE_MEMORY_SHARE = 1 / 16  # of the machine's memory, for one tile's activations
 MEMORY_SHARE = 0.5  # for everything: leave the other half to GIMP and the rest of the machine
 FALLBACK_MEMORY = 8 * 2**30  # where the memory can't be read
-GPU_TILE_PIXELS = 1024 * 1024  # ~1.5 GB of activations: fits any GPU TensorFlow supports, with room
+GPU_TILE_PIXELS = 1024 * 1024  # ~1.6 GB of activations: meant for GPUs of 4 GB and more (unverified)
 
 
 def physical_memory() -> int:

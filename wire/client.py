@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wire import curve, protocol, zmtp
+from wire.endpoints import is_loopback
 
 try:
     import zmq
@@ -161,7 +162,10 @@ class Client:
                 # CURVE gives a refused key no answer at all, so this is all a client can tell.
                 hint = (" or, if it is a backend secured with CURVE, it does not accept these keys: check that "
                         "server_key is its server.key and that this client's public key is in its "
-                        "authorized_clients folder") if self.secured else ""
+                        "authorized_clients folder") if self.secured else (
+                        " or, if it is a backend on another machine, give its keys: ENDPOINT?server_key=FILE&"
+                        "client_key=FILE (README: Dreaming on a GPU machine from a laptop)"
+                        if not is_loopback(self.endpoint) else "")
                 problem = self._why_silent()
                 raise BackendError(
                     "not_backend",

@@ -122,8 +122,8 @@ def hello_request() -> dict[str, Any]:
 
 
 def hello_reply(server: str, info: dict[str, Any]) -> dict[str, Any]:
-    """info: model, weights, device, max_pixels, the limits (max_message_bytes, max_iterations, max_queue)
-    and any additive fields."""
+    """info: model, weights, device, max_pixels, max_tile_pixels, the limits (max_message_bytes,
+    max_iterations, max_queue) and any additive fields."""
     return {"type": HELLO, "protocol": PROTOCOL_VERSION, "server": server, **info}
 
 

@@ -112,3 +112,20 @@ def test_feature_energy_is_the_loss_feature_term(engine):
     assert energy(image) > 0
     assert doubled(image) == pytest.approx(2 * energy(image), rel=1e-5)
     assert energy(np.full_like(image, 128)) < energy(image)  # a flat image excites an edge network less
+
+
+def test_the_gallery_table_has_a_row_per_builtin_and_says_what_is_missing():
+    import importlib.util
+
+    from backend.core.presets import BUILTIN_PRESETS
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("gallery", ROOT / "tools" / "gallery.py")
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    numbers = {"eyes": {"chelsea": {"gain": 12.345, "sharpness": 1.5, "composition": 0.876}}}
+    rows = gallery.table(numbers).splitlines()
+    assert len(rows) == 3 + len(BUILTIN_PRESETS)
+    eyes = next(row for row in rows if row.startswith("| `eyes` |"))
+    assert "docs/gallery/chelsea_eyes.jpg" in eyes and "gain 12.3 · sharpness 1.5 · composition 0.88" in eyes
+    assert eyes.endswith("(not made yet) |")

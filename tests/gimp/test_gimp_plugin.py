@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pytest
 
+from backend.core.presets import BUILTIN_PRESETS
 from tests.conftest import ROOT, BackendProcess, free_endpoint
 
 TOOL = ROOT / "tools" / "gimp3_root.sh"
@@ -157,7 +158,7 @@ def test_procedure_registration(gimp_run):
     assert registration["arguments"] == ["run-mode", "image", "drawables", "preset", "iterations", "keep-every",
                                          "max-size", "seed", "endpoint"]
     # built-ins first, then the user's file ("ghost") and the running backend's presets file ("tiny")
-    assert registration["presets"] == ["acid", "doggos", "ghost", "tiny"]
+    assert registration["presets"] == [*BUILTIN_PRESETS, "ghost", "tiny"]
     assert registration["preset_default"] == "doggos"
     assert registration["ints"]["iterations"] == [1, 200, 10]
     assert registration["ints"]["keep-every"][0::2] == [1, 1]
@@ -248,7 +249,8 @@ def test_grey_stays_grey(gimp_run):
     ("group_drawable", "calling-error", ["'a group' is a layer group"]),
     ("mask_drawable", "calling-error", ["is a layer mask"]),
     ("channel_drawable", "calling-error", ["'a channel' is a channel"]),
-    ("unknown_preset", "execution-error", ["unknown preset 'ghost'; known: acid, doggos, tiny"]),
+    ("unknown_preset", "execution-error", ["unknown preset 'ghost'; known: "
+                                           + ", ".join(sorted([*BUILTIN_PRESETS, "tiny"]))]),
     ("not_backend", "execution-error", ["does not answer as a Deep Dream backend"]),
     ("cannot_start", "execution-error", ["cannot start the Deep Dream backend", "install.py"]),
     ("exits_early", "execution-error", ["exited during start-up (exit status 3)", "deep-dream-gimp/backend.log",

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from backend.core.presets import BUILTIN_PRESETS
 from tests.conftest import ROOT, structured_image
 
 
@@ -50,7 +51,7 @@ def test_presets_prints_json_with_the_users_own(tmp_path):
     user.write_text(json.dumps({"mine": {"features": {"block3_conv1": 0.1}}}))
     result = backend("presets", "--presets", str(user))
     presets = json.loads(result.stdout)
-    assert set(presets) == {"acid", "doggos", "mine"}
+    assert set(presets) == set(BUILTIN_PRESETS) | {"mine"}
     assert presets["mine"] == {"features": {"block3_conv1": 0.1}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0,
                                "octaves": 1, "octave_scale": 1.4}
     user.write_text(json.dumps({"broken": {"features": {"block0_conv9": 1}}}))

@@ -160,23 +160,23 @@ def test_the_plugin_offers_the_presets_the_backend_loads(monkeypatch, tmp_path):
 @pytest.mark.usefixtures("transport")
 def test_presets_of_a_running_backend(backend, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))  # no user file
-    assert choices.backend_preset_names(backend.endpoint) == ["acid", "doggos", "tiny"]
-    assert choices.preset_names(backend.endpoint) == ["acid", "doggos", "tiny"]
+    assert choices.backend_preset_names(backend.endpoint) == [*choices.BUILTIN_PRESETS, "tiny"]
+    assert choices.preset_names(backend.endpoint) == [*choices.BUILTIN_PRESETS, "tiny"]
 
 
 def test_presets_of_the_user_file_without_a_backend(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
     (tmp_path / "presets.json").write_text(json.dumps({"zebra": {}, "mine": {}, "acid": {}}))
-    assert choices.preset_names(free_endpoint()) == ["acid", "doggos", "mine", "zebra"]
+    assert choices.preset_names(free_endpoint()) == [*choices.BUILTIN_PRESETS, "mine", "zebra"]
 
 
 def test_without_file_or_backend_the_builtins_in_a_second(tmp_path, monkeypatch, silent_endpoint):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
     (tmp_path / "presets.json").write_text("{not json")
     started = time.monotonic()
-    assert choices.preset_names(silent_endpoint) == ["acid", "doggos"]
+    assert choices.preset_names(silent_endpoint) == list(choices.BUILTIN_PRESETS)
     assert time.monotonic() - started < choices.FETCH_TIMEOUT_S + 0.5
-    assert choices.preset_names("not an endpoint") == ["acid", "doggos"]
+    assert choices.preset_names("not an endpoint") == list(choices.BUILTIN_PRESETS)
 
 
 def test_default_endpoint(monkeypatch):
@@ -561,7 +561,7 @@ def test_a_broken_presets_file_is_reported_as_the_backend_words_it(backend):
     kept_text = presets.read_text()
     presets.write_text('{"ghost": ')
     try:
-        assert choices.backend_preset_names(backend.endpoint) == ["acid", "doggos"]  # a warning, built-ins on
+        assert choices.backend_preset_names(backend.endpoint) == list(choices.BUILTIN_PRESETS)  # built-ins on
         with backend.client() as client:
             client.dream("raw", image(), 48, 40, 3, "ghost", 1)
             while (reply := client.receive(10))[0]["type"] != protocol.ERROR:

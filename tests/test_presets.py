@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
+from PIL import Image
 
-from backend.core.presets import BUILTIN_PRESETS, PresetError, load_presets
+from backend.core.presets import BUILTIN_PRESETS, PresetError, check_layers, load_presets
+from tests.conftest import ROOT, structured_image
+from wire import protocol
 
 
 def test_the_seeds_presets_exactly():
@@ -20,7 +25,7 @@ def test_the_seeds_presets_exactly():
 
 def test_user_presets_come_from_the_config_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
-    assert set(load_presets()) == {"acid", "doggos"}  # no file yet: fine
+    assert set(load_presets()) == set(BUILTIN_PRESETS)  # no file yet: fine
     (tmp_path / "presets.json").write_text(json.dumps({"eyes": {"features": {"block5_conv3": 0.1}, "jitter": 4}}))
     eyes = load_presets()["eyes"]
     assert eyes.features == {"block5_conv3": 0.1} and eyes.jitter == 4 and eyes.continuity == 0.1
@@ -72,3 +77,52 @@ def test_a_huge_presets_file_is_refused_unread(tmp_path):
     check_broken(path, f"over the {MAX_PRESETS_FILE_BYTES:,} a presets file may have")
     path.write_text("{" + ", ".join(entry % i for i in range(100)) + "}")
     assert len(load_presets(path)) == 102
+
+
+SEEDS = {"acid", "doggos"}
+TUNED = sorted(set(BUILTIN_PRESETS) - SEEDS)
+
+
+def test_at_least_four_tuned_presets_from_different_depths():
+    assert len(TUNED) >= 4
+    deepest = {max(BUILTIN_PRESETS[name].features).split("_")[0] for name in TUNED}
+    assert {"block3", "block4", "block5"} <= deepest
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_PRESETS))
+def test_every_builtin_preset_is_a_valid_request(name):
+    preset = BUILTIN_PRESETS[name]
+    check_layers(preset.features)
+    assert protocol.check_settings(preset.to_json()) == preset.to_json()  # within the wire's bounds
+    assert all(coeff > 0 for coeff in preset.features.values())
+
+
+def test_the_plugin_offers_every_builtin_without_a_backend():
+    """GIMP registers the preset list at start-up, maybe before a backend runs: it must know them all."""
+    from gimp_plugin.deep_dream import choices
+
+    assert choices.BUILTIN_PRESETS == tuple(BUILTIN_PRESETS)
+
+
+@pytest.mark.parametrize("name", TUNED)
+def test_tuned_presets_dream_in_octaves(name):
+    preset = BUILTIN_PRESETS[name]
+    assert preset.octaves >= 2 and 1.2 <= preset.octave_scale <= 1.6
+
+
+def test_the_quality_script_runs_on_a_tiny_image(tmp_path):
+    source, dreamt = tmp_path / "in.png", tmp_path / "dream.png"
+    Image.fromarray(structured_image(96, 64)).save(source)
+    script = [sys.executable, str(ROOT / "tools" / "quality.py"), "--weights", "hed", "--preset", TUNED[0],
+              str(source)]
+    result = subprocess.run([*script, "--iterations", "2", "--save", str(dreamt)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["size"] == [96, 64] and report["iterations"] == 2
+    assert report["gain"] > 0 and report["sharpness"] > 0 and 0 < report["composition"] < 1  # it dreamt something
+    assert TUNED[0] in result.stderr and "composition" in result.stderr
+    again = subprocess.run([*script, "--dream", str(dreamt)], capture_output=True, text=True, timeout=300)
+    measured = json.loads(again.stdout)  # the saved dream, measured afresh, gives the same numbers
+    for name in ("gain", "sharpness", "composition"):
+        assert measured[name] == pytest.approx(report[name], rel=1e-3)

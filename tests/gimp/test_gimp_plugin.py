@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pytest
 
+from backend.core.presets import BUILTIN_PRESETS
 from tests.conftest import ROOT, BackendProcess, free_endpoint
 
 TOOL = ROOT / "tools" / "gimp3_root.sh"
@@ -157,7 +158,7 @@ def test_procedure_registration(gimp_run):
     assert registration["arguments"] == ["run-mode", "image", "drawables", "preset", "iterations", "keep-every",
                                          "max-size", "octaves", "octave-scale", "seed", "endpoint"]
     # built-ins first, then the user's file ("ghost") and the running backend's presets file ("tiny")
-    assert registration["presets"] == ["acid", "doggos", "ghost", "tiny"]
+    assert registration["presets"] == [*BUILTIN_PRESETS, "ghost", "tiny"]
     assert registration["preset_default"] == "doggos"
     assert registration["ints"]["iterations"] == [1, 200, 10]
     assert registration["ints"]["keep-every"][0::2] == [1, 1]
@@ -259,7 +260,8 @@ def test_a_gimp_python_that_cannot_load_pyzmq_dreams_through_the_fallback(gimp_r
     ("group_drawable", "calling-error", ["'a group' is a layer group"]),
     ("mask_drawable", "calling-error", ["is a layer mask"]),
     ("channel_drawable", "calling-error", ["'a channel' is a channel"]),
-    ("unknown_preset", "execution-error", ["unknown preset 'ghost'; known: acid, doggos, tiny"]),
+    ("unknown_preset", "execution-error", ["unknown preset 'ghost'; known: "
+                                           + ", ".join(sorted([*BUILTIN_PRESETS, "tiny"]))]),
     ("octave_scale_under_one", "calling-error", ["octave scale must be over 1"]),
     ("not_backend", "execution-error", ["does not answer as a Deep Dream backend"]),
     ("cannot_start", "execution-error", ["cannot start the Deep Dream backend", "install.py"]),

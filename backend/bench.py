@@ -103,6 +103,7 @@ def measure_overhead(engine: Engine, sizes: tuple[tuple[int, int], ...] = ((1024
     server = Server(engine, "tcp://127.0.0.1:*", "bench", context)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
+    server.worker_ready.wait(120)  # as in `serve`, where the worker prepares while the model is announced
     overheads = []
     try:
         with Client(server.endpoint, context) as client:

@@ -44,6 +44,9 @@ class DreamEngine(Protocol):
 
     def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Any: ...
 
+    def prepare_worker(self) -> None:
+        """Called in the worker thread before its first job, so that job does not pay first-use costs."""
+
     def run(
         self,
         request: protocol.DreamRequest,
@@ -115,6 +118,7 @@ class Server:
         self.idle_since = time.monotonic()  # the last request, or the last job's end
         self._jobs_for_worker: queue.Queue[Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="dream-worker", daemon=True)
+        self.worker_ready = threading.Event()  # set once the worker has prepared and takes jobs
 
     # ---- main thread -------------------------------------------------------------------------
 
@@ -275,6 +279,8 @@ class Server:
         push.setsockopt(zmq.LINGER, 0)
         push.connect(EVENTS_ENDPOINT)
         try:
+            self.engine.prepare_worker()
+            self.worker_ready.set()
             while (job := self._jobs_for_worker.get()) is not None:
                 self._run(job, push)
                 push.send_multipart([_FINISHED])

@@ -218,7 +218,7 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: server.stop())
     secured = f", CURVE: {len(security.clients)} authorised client(s)" if security else ""
     print(f"Deep Dream backend ready on {server.endpoint} (VGG16, {engine.weights.name} weights, {engine.device}, "
-          f"loaded in {engine.load_s:.1f} s, warmed up in {traced_s:.1f} s{secured})", flush=True)
+          f"loaded in {engine.load_s:.1f} s, presets traced in {traced_s:.1f} s{secured})", flush=True)
     server.serve()
     print("Deep Dream backend stopped", flush=True)
     return 0

@@ -121,14 +121,14 @@ class Engine:
             raise protocol.ProtocolError(exc.code, str(exc), job) from None
 
     def warm_up(self, size: int = 32, extra: tuple[Preset, ...] = ()) -> float:
-        """Trace the loss of every known preset (and of `extra` settings) once, and run one whole
-        iteration, so no first request waits for tracing or for code paths used the first time."""
+        """Trace the loss of every known preset (and of `extra` settings) once, so no first request waits
+        for tracing; seconds taken. The code paths a dream uses the first time are the worker's to run
+        (prepare_worker)."""
         started = time.perf_counter()
         presets, _ = self.presets()
         x = np.zeros((size, size, 3), np.float32)
         for settings in (*presets.values(), *extra):
             self.loss_for(settings)(x)
-        next(self.dream_rgb(np.zeros((size, size, 3), np.uint8), next(iter(presets.values())), 1, 0))
         return time.perf_counter() - started
 
     def prepare_worker(self, side: int = 1024) -> None:

@@ -99,8 +99,7 @@ def dream(
     height, width = x0.shape[:2]
     index, x, base = 0, None, None
     for (octave_height, octave_width), count in octave_plan(height, width, octaves, iterations, min_side):
-        octave_base = x0 if (octave_height, octave_width) == (height, width) else resize_float(
-            x0, octave_width, octave_height)
+        octave_base = resize_float(x0, octave_width, octave_height)  # x0 itself at its own size
         if x is None:
             x = octave_base.astype(np.float64)
         else:  # re-inject the detail dreamt at the smaller scale

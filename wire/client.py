@@ -147,6 +147,17 @@ class Client:
         raise BackendError("timeout", f"no answer to {header['type']!r} from {self.endpoint} within {timeout:g} s"
                            + (f" ({problem})" if problem else ""))
 
+    def _keys_hint(self) -> str:
+        """What keys may have to do with a silent endpoint: CURVE gives a refused key no answer at all."""
+        if self.secured:
+            return (" or, if it is a backend secured with CURVE, it does not accept these keys: check that "
+                    "server_key is its server.key and that this client's public key is in its "
+                    "authorized_clients folder")
+        if not is_loopback(self.endpoint):
+            return (" or, if it is a backend on another machine, give its keys: ENDPOINT?server_key=FILE&"
+                    "client_key=FILE (README: Dreaming on a GPU machine from a laptop)")
+        return ""
+
     def _why_silent(self) -> str | None:
         """What the standard-library transport knows of a silent peer (pyzmq tells nothing), for messages."""
         return self._socket.problem if self.transport == ZMTP else None
@@ -159,13 +170,7 @@ class Client:
             reply = self.request(protocol.hello_request(), timeout)
         except BackendError as exc:
             if exc.code == "timeout":
-                # CURVE gives a refused key no answer at all, so this is all a client can tell.
-                hint = (" or, if it is a backend secured with CURVE, it does not accept these keys: check that "
-                        "server_key is its server.key and that this client's public key is in its "
-                        "authorized_clients folder") if self.secured else (
-                        " or, if it is a backend on another machine, give its keys: ENDPOINT?server_key=FILE&"
-                        "client_key=FILE (README: Dreaming on a GPU machine from a laptop)"
-                        if not is_loopback(self.endpoint) else "")
+                hint = self._keys_hint()
                 problem = self._why_silent()
                 raise BackendError(
                     "not_backend",

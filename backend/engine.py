@@ -19,7 +19,7 @@ import numpy as np
 from backend.core import imaging
 from backend.core.dream import Diverged, LossAndGradient, Octaves, dream
 from backend.core.loss import DreamLoss
-from backend.core.model import device_name, feature_model, load_vgg16, resolve_weights, share_gpus
+from backend.core.model import device_name, load_vgg16, resolve_weights, share_gpus
 from backend.core.preprocessing import deprocess, preprocess
 from backend.core.presets import BUILTIN_PRESETS, Preset, PresetError, load_presets
 from wire import protocol
@@ -145,7 +145,7 @@ class Engine:
         if layers in self._losses:
             self._losses.move_to_end(layers)
         else:
-            self._losses[layers] = DreamLoss(feature_model(self.vgg16, layers), layers, self.max_tile_pixels)
+            self._losses[layers] = DreamLoss(self.vgg16, layers, self.max_tile_pixels)
             if len(self._losses) > MAX_TRACED:
                 self._losses.popitem(last=False)
         coeffs = [settings.features[name] for name in layers]

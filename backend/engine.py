@@ -27,15 +27,15 @@ from wire import protocol
 log = logging.getLogger(__name__)
 
 # Memory. The loss and its gradient need about TILE_BYTES_PER_PIXEL per pixel of a tile's crop (VGG16's
-# activations kept for the gradient), whatever the image's size: `bench` peaks at 1281 MB untiled at
-# 900×450 and 2110 MB with 936k-pixel tiles at 2048×2048, 1.56 kB per pixel over a ~650 MB base.
+# activations kept for the gradient, most of them as 1-byte ReLU masks), whatever the image's size: 2048²
+# in four 1.23-MP tiles peaked at 2260 MB over a 676 MB base with the image's own arrays, ~1.2 kB per pixel.
 # Each pixel of the image itself costs the L-BFGS state and the loop's copies: IMAGE_BYTES_PER_PIXEL.
-TILE_BYTES_PER_PIXEL = 1600
+TILE_BYTES_PER_PIXEL = 1250
 IMAGE_BYTES_PER_PIXEL = 1024
 TILE_MEMORY_SHARE = 1 / 16  # of the machine's memory, for one tile's activations
 MEMORY_SHARE = 0.5  # for everything: leave the other half to GIMP and the rest of the machine
 FALLBACK_MEMORY = 8 * 2**30  # where the memory can't be read
-GPU_TILE_PIXELS = 1024 * 1024  # ~1.6 GB of activations: meant for GPUs of 4 GB and more (unverified)
+GPU_TILE_PIXELS = 1024 * 1024  # ~1.3 GB of activations: meant for GPUs of 4 GB and more (unverified)
 
 
 def physical_memory() -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from backend.core import tiling
+from backend.core.model import network_to
 from backend.core.preprocessing import preprocess
 from backend.engine import Engine
 from wire import protocol
@@ -28,9 +29,8 @@ OVERHEAD_PARAMS = {"features": {"block1_conv1": 0.05}}
 
 def conv_shapes(engine: Engine, layers: tuple[str, ...], width: int, height: int) -> list[tuple[Any, tuple[int, ...]]]:
     """(layer, input shape) for every convolution up to the deepest feature layer."""
-    deepest = max(engine.vgg16.layers.index(engine.vgg16.get_layer(name)) for name in layers)
     shapes, h, w, c = [], height, width, 3
-    for layer in engine.vgg16.layers[1 : deepest + 1]:
+    for layer in network_to(engine.vgg16, layers):
         if isinstance(layer, tf.keras.layers.Conv2D):
             shapes.append((layer, (1, h, w, c)))
             c = layer.filters
@@ -147,7 +147,7 @@ def run_bench(
     layers = tuple(sorted(settings.features))
     tiles = tiling.plan(height, width, layers, engine.max_tile_pixels)
     untiled = tiling.plan(height, width, layers, width * height)
-    shapes = conv_shapes(engine, tuple(settings.features), width, height)
+    shapes = conv_shapes(engine, layers, width, height)
     gflop = conv_gflop(shapes)
     limit = sum(time_conv(layer, shape) for layer, shape in shapes)
     # As `serve` does before it says it is ready; the overhead's layer is traced as a preset's would be.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-from backend.core.model import feature_model
 from backend.core.preprocessing import preprocess
 from backend.core.presets import Preset
 from tests.conftest import structured_image
@@ -50,7 +50,9 @@ def evaluate(engine, x: np.ndarray, features: dict[str, float], continuity: floa
 
 def test_feature_term_matches_numpy(engine, x):
     loss, _ = evaluate(engine, x, LAYERS, 0.0, 0.0)
-    activations = feature_model(engine.vgg16, tuple(LAYERS))(x[np.newaxis])
+    # An independent path to the activations: a Keras model of VGG16's own graph, not our tiled loop.
+    features = keras.Model(engine.vgg16.input, [engine.vgg16.get_layer(name).output for name in LAYERS])
+    activations = features(x[np.newaxis])
     expected = numpy_feature_term([np.asarray(a)[0] for a in activations], list(LAYERS.values()))
     assert expected < 0
     assert loss == pytest.approx(expected, rel=1e-4)

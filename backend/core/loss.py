@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from backend.core import tiling
 from backend.core.dream import LossAndGradient
+from backend.core.model import network_to
 
 
 def feature_term(
@@ -86,10 +87,7 @@ class DreamLoss:
     def __init__(self, vgg16: keras.Model, layers: tuple[str, ...], max_tile_pixels: int) -> None:
         self.layers = layers
         self.max_tile_pixels = max_tile_pixels
-        for layer in vgg16.layers:
-            layer.trainable = False
-        deepest = max(vgg16.layers.index(vgg16.get_layer(name)) for name in layers)
-        self._network = vgg16.layers[1 : deepest + 1]  # after the input layer, up to the deepest used
+        self._network = network_to(vgg16, layers)
         self._channels = tuple(int(vgg16.get_layer(name).filters) for name in layers)
         n = len(layers)
         pools = sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in self._network)

@@ -95,11 +95,10 @@ def _load_hed_backbone(model: keras.Model, path: Path) -> None:
             model.get_layer(name).set_weights([np.asarray(group["0"]), np.asarray(group["1"])])
 
 
-def feature_model(vgg16: keras.Model, layers: tuple[str, ...]) -> keras.Model:
-    """VGG16 up to the deepest of `layers` only, returning their activations in that order."""
-    for layer in vgg16.layers:
-        layer.trainable = False
-    return keras.Model(vgg16.input, [vgg16.get_layer(name).output for name in layers])
+def network_to(vgg16: keras.Model, layers: tuple[str, ...]) -> list[keras.layers.Layer]:
+    """VGG16's layers in order, after its input, up to the deepest of `layers`: what a loss on them runs."""
+    deepest = max(vgg16.layers.index(vgg16.get_layer(name)) for name in layers)
+    return vgg16.layers[1 : deepest + 1]
 
 
 def share_gpus() -> None:

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "preset's; 1 = the seed's loop)")
     dream.add_argument("--octave-scale", type=float, default=None, metavar="SCALE",
                        help="size ratio between neighbouring octaves, over 1 (default: the preset's, e.g. 1.4)")
+    dream.add_argument("--max-step", type=float, default=None, metavar="LEVELS",
+                       help="the most one iteration may change a pixel value, 0–255 (default: the preset's; 0 = "
+                            "unbounded, the seed's loop)")
     engine_options(dream)
 
     presets = commands.add_parser("presets", help="print the presets as JSON")
@@ -240,8 +243,8 @@ def dream(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
     engine = _engine(args)
-    overrides = {name: value for name, value in (("octaves", args.octaves), ("octave_scale", args.octave_scale))
-                 if value is not None}
+    given = (("octaves", args.octaves), ("octave_scale", args.octave_scale), ("max_step", args.max_step))
+    overrides = {name: value for name, value in given if value is not None}
     try:
         settings = engine.settings(args.preset, protocol.check_settings(overrides))
     except protocol.ProtocolError as exc:

@@ -44,6 +44,9 @@ def test_dream_reports_bad_input_clearly(tmp_path):
     assert unknown.returncode == 1 and "unknown preset 'nightmare'" in unknown.stderr and "doggos" in unknown.stderr
     zero = backend("dream", str(source), str(tmp_path / "x"), "--iterations", "0")
     assert zero.returncode == 2 and "at least 1" in zero.stderr
+    step = backend("dream", str(source), str(tmp_path / "x"), "--max-step", "300", "--weights", "hed")
+    assert step.returncode == 1 and '"max_step" must be a number from 0 to 255' in step.stderr
+    assert not list(tmp_path.glob("x_at_iteration_*"))
 
 
 def test_presets_prints_json_with_the_users_own(tmp_path):
@@ -53,7 +56,7 @@ def test_presets_prints_json_with_the_users_own(tmp_path):
     presets = json.loads(result.stdout)
     assert set(presets) == set(BUILTIN_PRESETS) | {"mine"}
     assert presets["mine"] == {"features": {"block3_conv1": 0.1}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0,
-                               "octaves": 1, "octave_scale": 1.4}
+                               "octaves": 1, "octave_scale": 1.4, "max_step": 0.0}
     user.write_text(json.dumps({"broken": {"features": {"block0_conv9": 1}}}))
     broken = backend("presets", "--presets", str(user))
     assert broken.returncode == 1 and "block0_conv9" in broken.stderr and str(user) in broken.stderr

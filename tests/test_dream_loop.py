@@ -207,3 +207,54 @@ def test_large_images_keep_a_shorter_l_bfgs_history(monkeypatch):
     for side in (20, 21):
         list(dream(bowl, preprocess(structured_image(side, side)), 1, 0.0, 0))
     assert histories == [loop.EVALUATIONS_PER_ITERATION, loop.LEAN_HISTORY]
+
+
+def test_a_step_limit_bounds_what_each_iteration_changes(engine):
+    """max_step: no value moves further in one iteration (jitter included), yet the dream moves; without
+    it the same iteration moves some value further, so the limit is what held it."""
+    settings = engine.settings("doggos", {"features": {"block3_conv1": 1.0}, "continuity": 0.0, "dream_l2": 0.0})
+    loss = engine.loss_for(settings)
+    x0 = preprocess(structured_image(48, 40))
+    limit = 3.0
+    bounded = [x0] + [step.image for step in dream(loss, x0, 3, 8.0, 4, max_step=limit)]
+    moves = [np.abs(after - before).max() for before, after in zip(bounded, bounded[1:], strict=False)]
+    assert all(limit / 2 < move <= limit + 1e-9 for move in moves), moves
+    (free,) = dream(loss, x0, 1, 8.0, 4)
+    assert np.abs(free.image - x0).max() > 2 * limit
+
+
+def test_a_step_limit_far_beyond_every_step_leaves_the_seeds_run():
+    """Near its start the bounded run is the seed's (dx/du = 1): with a limit no step comes near, the
+    points evaluated and the result are the unbounded ones."""
+    x0 = preprocess(structured_image(20, 16))
+
+    def runs(max_step: float) -> tuple[list[np.ndarray], np.ndarray]:
+        seen: list[np.ndarray] = []
+
+        def bowl(x: np.ndarray) -> tuple[float, np.ndarray]:
+            seen.append(x.copy())
+            return float(np.sum((x - 7.0) ** 2)), 2 * (x - 7.0)
+
+        (step,) = dream(bowl, x0, 1, 2.0, 3, max_step=max_step)
+        return seen, step.image
+
+    (free_seen, free), (bounded_seen, bounded) = runs(0.0), runs(1e5)
+    assert len(free_seen) == len(bounded_seen) > 1
+    for a, b in zip(free_seen, bounded_seen, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-3)
+    np.testing.assert_allclose(bounded, free, atol=1e-3)
+
+
+def test_the_step_limit_coordinates_report_their_own_derivative():
+    """L-BFGS gets ∂loss/∂u = ∂loss/∂x · dx/du: the slope must be the derivative, checked numerically."""
+    from backend.core.dream import _BoundedSteps
+
+    start = np.random.default_rng(0).uniform(-100, 100, 50)
+    steps = _BoundedSteps(start, 4.0)
+    np.testing.assert_array_equal(steps.image(steps.origin())[0], start)
+    u = np.random.default_rng(1).normal(0, 6, 50)
+    x, slope = steps.image(u)
+    h = 1e-6
+    numeric = (steps.image(u + h)[0] - steps.image(u - h)[0]) / (2 * h)
+    np.testing.assert_allclose(slope, numeric, rtol=1e-5, atol=1e-9)
+    assert np.abs(steps.image(u * 1e6)[0] - start).max() <= 4.0

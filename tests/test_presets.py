@@ -20,7 +20,8 @@ def test_the_seeds_presets_exactly():
     assert (acid.continuity, acid.dream_l2, acid.jitter) == (0.1, 0.8, 5)
     assert doggos.features == {"block5_conv1": 0.05, "block5_conv2": 0.02}
     assert (doggos.continuity, doggos.dream_l2, doggos.jitter) == (0.1, 0.02, 0)
-    assert acid.octaves == doggos.octaves == 1  # one octave: exactly the seed's loop
+    assert acid.octaves == doggos.octaves == 1  # one octave and unbounded steps: exactly the seed's loop
+    assert acid.max_step == doggos.max_step == 0
 
 
 def test_user_presets_come_from_the_config_folder(tmp_path, monkeypatch):

@@ -68,7 +68,8 @@ def test_hello_and_presets(backend, transport):
         assert hello["device"] == "CPU" and hello["max_pixels"] > 0 and hello["server"]
         presets = client.presets()
     assert presets["doggos"] == {"features": {"block5_conv1": 0.05, "block5_conv2": 0.02}, "continuity": 0.1,
-                                 "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4}
+                                 "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4,
+                                 "max_step": 0.0}
     assert presets["acid"]["features"] == {"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}
     assert presets["tiny"]["features"] == {"block2_conv1": 0.05}  # the user's presets file
 
@@ -235,6 +236,8 @@ BAD_INPUT = {
     "huge coefficient": ([header(**GOOD | {"params": {"features": {"block1_conv1": 1e30}}}), PIXELS],
                          "bad_request"),
     "huge jitter": ([header(**GOOD | {"params": {"jitter": 1e308}}), PIXELS], "bad_request"),
+    "negative max_step": ([header(**GOOD | {"params": {"max_step": -1}}), PIXELS], "bad_request"),
+    "max_step a string": ([header(**GOOD | {"params": {"max_step": "4"}}), PIXELS], "bad_request"),
     "zero octaves": ([header(**GOOD | {"params": {"octaves": 0}}), PIXELS], "bad_request"),
     "octaves a float": ([header(**GOOD | {"params": {"octaves": 2.0}}), PIXELS], "bad_request"),
     "octave scale 1": ([header(**GOOD | {"params": {"octaves": 3, "octave_scale": 1}}), PIXELS], "bad_request"),

@@ -52,7 +52,7 @@ ERROR_CODES = frozenset({E_PROTOCOL, E_MALFORMED, E_BAD_REQUEST, E_UNKNOWN_TYPE,
                          E_QUEUE_FULL})
 
 CHANNELS = (3, 4)
-SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter", "octaves", "octave_scale")
+SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter", "octaves", "octave_scale", "max_step")
 # VGG16 pools four times before block5: a side under 16 px leaves it nothing. Smaller images (a tiny
 # selection) are dreamt on a copy scaled up to this shorter side.
 MIN_SIDE = 32
@@ -61,7 +61,7 @@ MIN_SIDE = 32
 MAX_REQUEST_PIXELS = 100_000_000
 # Upper bounds that keep the loss finite in float32; far beyond anything that dreams well.
 MAX_COEFFICIENT = 1000.0
-MAX_JITTER = 255.0  # in pixel levels
+MAX_LEVELS = 255.0  # jitter and max_step, in pixel levels
 MAX_OCTAVES = 8
 MAX_OCTAVE_SCALE = 4.0  # between neighbouring octaves; 1.2–1.6 dreams best
 # Limits that keep one request from tying the backend up for good or filling its memory.
@@ -269,7 +269,8 @@ def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
             if checked[name] <= 1:
                 raise ProtocolError(E_BAD_REQUEST, f'"octave_scale" must be over 1, got {value}', job)
         else:
-            checked[name] = bounded_number(value, name, job, MAX_JITTER if name == "jitter" else MAX_COEFFICIENT)
+            in_levels = name in ("jitter", "max_step")
+            checked[name] = bounded_number(value, name, job, MAX_LEVELS if in_levels else MAX_COEFFICIENT)
     return checked
 
 

@@ -1,5 +1,5 @@
 """The seed article's jittered L-BFGS loop: one iteration = jitter, fmin_l_bfgs_b(maxfun=7), un-jitter;
-run over one or more octaves (scales) with detail re-injection."""
+run over one or more octaves (scales) with detail re-injection, and optionally with bounded steps."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def dream(
     seed: int,
     octaves: Octaves = ONE_OCTAVE,
     min_side: int = MIN_SIDE,
+    max_step: float = 0.0,
     on_evaluation: Callable[[int, int, float], None] = lambda iteration, evaluation, loss: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Iteration]:
@@ -93,7 +94,9 @@ def dream(
 
     Octaves (Google's DeepDream): dream the image shrunk, then at each larger scale start from the
     original at that scale plus the detail dreamt so far (dream − original), upscaled. With one octave
-    this is exactly the seed's loop on x0.
+    and max_step 0 this is exactly the seed's loop on x0.
+
+    max_step > 0 bounds what one iteration may change any value by (in pixel levels): see _minimise.
     """
     rng = np.random.default_rng(seed)
     height, width = x0.shape[:2]
@@ -108,10 +111,10 @@ def dream(
         for _ in range(count):
             if jitter > 0:
                 shift = rng.uniform(-jitter, jitter, size=x.shape)
-                moved, loss = _minimise(loss_and_gradient, x + shift, index, on_evaluation, should_stop)
+                moved, loss = _minimise(loss_and_gradient, x + shift, index, max_step, on_evaluation, should_stop)
                 x = moved - shift
             else:  # no image-sized zeros to add and take off again
-                x, loss = _minimise(loss_and_gradient, x, index, on_evaluation, should_stop)
+                x, loss = _minimise(loss_and_gradient, x, index, max_step, on_evaluation, should_stop)
             yield Iteration(index, loss, x)
             index += 1
 
@@ -120,11 +123,21 @@ def _minimise(
     loss_and_gradient: LossAndGradient,
     start: np.ndarray,
     index: int,
+    max_step: float,
     on_evaluation: Callable[[int, int, float], None],
     should_stop: Callable[[], bool],
 ) -> tuple[np.ndarray, float]:
-    """One fmin_l_bfgs_b run of at most maxfun evaluations from `start`; (result, its loss)."""
+    """One fmin_l_bfgs_b run of at most maxfun evaluations from `start`; (result, its loss).
+
+    With max_step > 0, L-BFGS moves u instead of x, x = start + max_step·tanh(u / max_step): no value
+    gets further than max_step from where the run started, and near the start (dx/du = 1) the run is
+    the seed's. Why: the feature term grows without bound with contrast, so a run's line search now and
+    then leaps (sharpness ×5–30 in one iteration) and small continuity, which the photo's own detail
+    needs, cannot hold it back; bounded steps make a dream grow by about as much every iteration.
+    SciPy's own bounds would do it too, but it sets them up with a Python loop over every value.
+    """
     shape = start.shape
+    bounded = _BoundedSteps(start, max_step) if max_step > 0 else None
     evaluations = 0
     # (x, gradient) of the latest evaluation. SciPy asks for the loss, then for the gradient at the same x.
     # Its own cache for a function returning both (MemoizeJac) first compares x with None element by
@@ -135,12 +148,16 @@ def _minimise(
         nonlocal evaluations
         if should_stop():
             raise Cancelled
-        loss, gradient = loss_and_gradient(flat.reshape(shape).astype(np.float32))
+        x, slope = bounded.image(flat) if bounded else (flat, None)
+        loss, gradient = loss_and_gradient(x.reshape(shape).astype(np.float32))
         if not np.isfinite(loss):
             raise Diverged(f"the loss became {loss} at iteration {index + 1}: lower the preset's coefficients")
         evaluations += 1
         on_evaluation(index, evaluations, loss)
-        latest[:] = [flat, gradient.ravel().astype(np.float64)]
+        gradient = gradient.ravel().astype(np.float64)
+        if slope is not None:
+            gradient *= slope
+        latest[:] = [flat, gradient]
         return loss
 
     def gradient_at(flat: np.ndarray) -> np.ndarray:
@@ -152,6 +169,26 @@ def _minimise(
     # SciPy's 10 changes no result and saves 6 image-sized float64 vectors of L-BFGS history.
     history = EVALUATIONS_PER_ITERATION if start.size <= LEAN_ABOVE else LEAN_HISTORY
     flat, loss, _ = fmin_l_bfgs_b(
-        objective, start.ravel(), gradient_at, m=history, maxfun=EVALUATIONS_PER_ITERATION
+        objective, bounded.origin() if bounded else start.ravel(), gradient_at, m=history,
+        maxfun=EVALUATIONS_PER_ITERATION,
     )
-    return flat.reshape(shape), float(loss)
+    return (bounded.image(flat)[0] if bounded else flat).reshape(shape), float(loss)
+
+
+class _BoundedSteps:
+    """x = start + limit·tanh(u / limit), the coordinates _minimise's L-BFGS moves in with a step limit."""
+
+    def __init__(self, start: np.ndarray, limit: float) -> None:
+        self.start, self.limit = start.ravel(), limit
+
+    def origin(self) -> np.ndarray:
+        """u at the start."""
+        return np.zeros(self.start.size)
+
+    def image(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, dx/du) at u, flat float64."""
+        slope = np.tanh(u / self.limit)
+        x = self.start + self.limit * slope
+        slope *= slope
+        np.subtract(1.0, slope, out=slope)
+        return x, slope

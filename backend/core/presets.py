@@ -27,6 +27,7 @@ class Preset:
     jitter: float = 0.0
     octaves: int = 1  # scales dreamt, smallest first; 1 = the seed's loop at the image's size
     octave_scale: float = 1.4  # size ratio between neighbouring octaves
+    max_step: float = 0.0  # the most one iteration may change a pixel value, in levels; 0 = no bound (the seed's)
 
     def with_overrides(self, overrides: dict[str, Any]) -> Preset:
         preset = replace(self, **overrides)
@@ -66,7 +67,7 @@ def check_layers(features: dict[str, float]) -> None:
 
 
 def parse_user_presets(data: bytes, where: str) -> dict[str, Preset]:
-    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?, octaves?, octave_scale?}},
+    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?, octaves?, octave_scale?, max_step?}},
     checked like a request's params; missing numbers take DEFAULTS."""
     try:
         entries = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)

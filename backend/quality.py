@@ -116,9 +116,16 @@ def feature_energy(engine: Engine, preset: Preset) -> FeatureEnergy:
 
 
 def dream_and_measure(
-    engine: Engine, rgb: np.ndarray, preset: str, iterations: int, seed: int, max_size: int
+    engine: Engine,
+    rgb: np.ndarray,
+    preset: str,
+    iterations: int,
+    seed: int,
+    max_size: int,
+    each: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Dream `rgb` with the named preset as it stands and measure the last iteration: (dream, numbers).
+    `each`, if given, gets (index, numbers) after every iteration: how the dream got there.
 
     Both are taken at the size the dream is made at (the image shrunk to max_size, as the backend would),
     so neither an upscale nor a downscale of the result blurs or sharpens what is measured.
@@ -126,10 +133,13 @@ def dream_and_measure(
     settings = engine.settings(preset, {})
     width, height = protocol.dream_size(rgb.shape[1], rgb.shape[0], max_size)
     original = imaging.resize(rgb, width, height)
+    energy = feature_energy(engine, settings)
     dream = original
-    for _, _, image in engine.dream_rgb(original, settings, iterations, seed):
+    for index, _, image in engine.dream_rgb(original, settings, iterations, seed):
         dream = image
-    return dream, measure(original, dream, feature_energy(engine, settings))
+        if each:
+            each(index, measure(original, dream, energy))
+    return dream, measure(original, dream, energy)
 
 
 def passes(numbers: dict[str, float]) -> bool:

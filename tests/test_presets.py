@@ -106,9 +106,10 @@ def test_the_plugin_offers_every_builtin_without_a_backend():
 
 
 @pytest.mark.parametrize("name", TUNED)
-def test_tuned_presets_dream_in_octaves(name):
+def test_tuned_presets_dream_in_octaves_with_bounded_steps(name):
     preset = BUILTIN_PRESETS[name]
     assert preset.octaves >= 2 and 1.2 <= preset.octave_scale <= 1.6
+    assert preset.max_step > 0  # unbounded L-BFGS runs leap now and then (README, Presets)
 
 
 def test_the_quality_script_runs_on_a_tiny_image(tmp_path):
@@ -116,13 +117,19 @@ def test_the_quality_script_runs_on_a_tiny_image(tmp_path):
     Image.fromarray(structured_image(96, 64)).save(source)
     script = [sys.executable, str(ROOT / "tools" / "quality.py"), "--weights", "hed", "--preset", TUNED[0],
               str(source)]
-    result = subprocess.run([*script, "--iterations", "2", "--save", str(dreamt)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([*script, "--iterations", "2", "--each", "--save", str(dreamt)], capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    *each, report = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["iteration"] for line in each] == [1, 2]
+    assert {name: each[-1][name] for name in ("gain", "sharpness", "composition")} == {
+        name: report[name] for name in ("gain", "sharpness", "composition")}  # the last iteration is the dream
+    assert each[0] != each[1]
     assert report["size"] == [96, 64] and report["iterations"] == 2
     assert report["gain"] > 0 and report["sharpness"] > 0 and 0 < report["composition"] < 1  # it dreamt something
     assert TUNED[0] in result.stderr and "composition" in result.stderr
+    both = subprocess.run([*script, "--dream", str(dreamt), "--each"], capture_output=True, text=True, timeout=300)
+    assert both.returncode == 2 and "--each" in both.stderr
     again = subprocess.run([*script, "--dream", str(dreamt)], capture_output=True, text=True, timeout=300)
     measured = json.loads(again.stdout)  # the saved dream, measured afresh, gives the same numbers
     for name in ("gain", "sharpness", "composition"):

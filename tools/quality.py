@@ -3,6 +3,7 @@
 
     .venv/bin/python tools/quality.py --preset NAME IMAGE [--iterations 10] [--max-size 0] [--seed 1]
     .venv/bin/python tools/quality.py --preset NAME IMAGE --dream DREAMT.png   # measure a dream already made
+    .venv/bin/python tools/quality.py --preset NAME IMAGE --each               # also after every iteration
 
 The preset is used as it stands (no overrides). One JSON line goes to stdout, a readable one to stderr.
 The exit status is 0 either way: passing issue 4's bar (gain ≥ 3, 0.8 ≤ sharpness ≤ 6, composition ≥ 0.6)
@@ -39,10 +40,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="jitter seed (default: %(default)s)")
     parser.add_argument("--dream", type=Path, help="measure this dreamt image instead of dreaming (the original "
                         "is resized to its size)")
+    parser.add_argument("--each", action="store_true", help="also print the numbers after every iteration "
+                        "(one JSON line each, before the final one)")
     parser.add_argument("--save", type=Path, help="also write the dream (PNG) here")
     parser.add_argument("--weights", default="auto", help="auto, imagenet, hed or a .h5 path (default: %(default)s)")
     parser.add_argument("--presets", type=Path, help="the user's presets file (default: the config folder's)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.each and args.dream:
+        parser.error("--each follows a dream as it is made: it cannot go with --dream")
+    return args
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -59,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         original = imaging.resize(original, dream.shape[1], dream.shape[0])
         numbers = quality.measure(original, dream, quality.feature_energy(engine, engine.settings(args.preset, {})))
     else:
+        def print_iteration(index: int, numbers: dict[str, float]) -> None:
+            print(json.dumps({"iteration": index + 1, **{name: round(value, 4) for name, value in numbers.items()}}),
+                  flush=True)
+
         dream, numbers = quality.dream_and_measure(engine, original, args.preset, args.iterations, args.seed,
-                                                   args.max_size)
+                                                   args.max_size, print_iteration if args.each else None)
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(dream).save(args.save)

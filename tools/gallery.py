@@ -37,7 +37,7 @@ GALLERY = ROOT / "docs" / "gallery"
 NUMBERS = GALLERY / "quality.json"
 README = ROOT / "README.md"
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
-IMAGES = ("chelsea", "coffee")
+SAMPLES = {"chelsea": "chelsea.png", "coffee": "coffee.png", "starry_night": "starry_night.jpg"}  # in samples/
 ITERATIONS, SEED, MAX_SIZE = 10, 1, 320
 JPEG_QUALITY = 85
 
@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=list(BUILTIN_PRESETS), choices=list(BUILTIN_PRESETS),
                         help="presets to dream again (default: all built-ins)")
-    parser.add_argument("--images", nargs="+", default=list(IMAGES), choices=IMAGES,
+    parser.add_argument("--images", nargs="+", default=list(SAMPLES), choices=list(SAMPLES),
                         help="samples to dream on (default: all)")
     parser.add_argument("--weights", default="auto", help="auto, imagenet, hed or a .h5 path (default: %(default)s)")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the README table from the numbers")
@@ -61,7 +61,7 @@ def dream_all(engine: Engine, presets: list[str], images: list[str], numbers: di
     """Dream, save and measure each preset on each image, updating `numbers` and its file as it goes."""
     GALLERY.mkdir(parents=True, exist_ok=True)
     for image in images:
-        rgb = np.asarray(Image.open(ROOT / "samples" / f"{image}.png").convert("RGB"))
+        rgb = np.asarray(Image.open(ROOT / "samples" / SAMPLES[image]).convert("RGB"))
         width, height = protocol.dream_size(rgb.shape[1], rgb.shape[0], MAX_SIZE)
         save_jpeg(imaging.resize(rgb, width, height), GALLERY / f"{image}.jpg")
         for preset in presets:
@@ -79,12 +79,12 @@ def dream_all(engine: Engine, presets: list[str], images: list[str], numbers: di
 
 def table(numbers: dict) -> str:
     """The README's gallery table: a row per preset (built-in order), a column per image."""
-    header = "| preset | " + " | ".join(IMAGES) + " |"
-    rows = [header, "| --- |" + " --- |" * len(IMAGES),
-            "| *original* | " + " | ".join(f"![{image}](docs/gallery/{image}.jpg)" for image in IMAGES) + " |"]
+    header = "| preset | " + " | ".join(SAMPLES) + " |"
+    rows = [header, "| --- |" + " --- |" * len(SAMPLES),
+            "| *original* | " + " | ".join(f"![{image}](docs/gallery/{image}.jpg)" for image in SAMPLES) + " |"]
     for preset in BUILTIN_PRESETS:
         cells = []
-        for image in IMAGES:
+        for image in SAMPLES:
             entry = numbers.get(preset, {}).get(image)
             if entry is None:
                 cells.append("(not made yet)")

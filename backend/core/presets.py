@@ -41,16 +41,19 @@ class Preset:
 BUILTIN_PRESETS = {
     "acid": Preset({"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}, 0.1, 0.8, 5.0),
     "doggos": Preset({"block5_conv1": 0.05, "block5_conv2": 0.02}, 0.1, 0.02, 0.0),
-    # Tuned with the hed weights (README, Presets): far less regulariser than the seed's, and jitter to keep
-    # the photo sharp; judged at 10 iterations on the samples by tools/quality.py and tools/gallery.py.
-    # textures: block3's fine dots and fringes over a photo left nearly intact; two close octaves keep them small
-    "textures": Preset({"block3_conv2": 0.01, "block3_conv3": 0.005}, 0.0075, 0.002, 16.0, 2, 1.2),
+    # Tuned with the hed weights (README, Presets): no continuity, which smooths a photo's or a painting's own
+    # detail away, and a step limit instead, so the dream grows steadily rather than in leaps. Judged at 10
+    # iterations on the three samples (two photos, a painting) by tools/quality.py and tools/gallery.py.
+    # textures: block3's fine cells and coloured fringes over the whole picture; two close octaves keep them small
+    "textures": Preset({"block3_conv2": 0.01, "block3_conv3": 0.005}, 0.0, 0.002, 16.0, 2, 1.2, 5.0),
     # patterns: block4's scales and swirls, densest where the picture has the most contrast
-    "patterns": Preset({"block4_conv1": 0.03, "block4_conv2": 0.05, "block4_conv3": 0.1}, 0.01, 0.002, 16.0, 4, 1.35),
-    # eyes: block5's eye-like rings spread evenly over everything, in four octaves
-    "eyes": Preset({"block5_conv2": 0.1, "block5_conv3": 0.03}, 0.005, 0.002, 16.0, 4, 1.35),
+    "patterns": Preset({"block4_conv1": 0.03, "block4_conv2": 0.05, "block4_conv3": 0.1}, 0.0, 0.002, 16.0, 4, 1.35,
+                       10.0),
+    # eyes: block5's small eye-like rings spread evenly over everything, in four octaves
+    "eyes": Preset({"block5_conv2": 0.1, "block5_conv3": 0.03}, 0.0, 0.002, 16.0, 4, 1.35, 12.0),
     # dreamy: block5's rings with block3's fringes on top, the whole picture shimmering, still itself
-    "dreamy": Preset({"block3_conv3": 0.01, "block5_conv1": 0.1, "block5_conv3": 0.02}, 0.005, 0.002, 16.0, 3, 1.3),
+    "dreamy": Preset({"block3_conv3": 0.01, "block5_conv1": 0.1, "block5_conv3": 0.02}, 0.0, 0.002, 16.0, 3, 1.3,
+                     8.0),
 }
 DEFAULTS = {field.name: field.default for field in fields(Preset) if field.default is not MISSING}
 # Read afresh for every request: a file this large is a mistake (hundreds of bytes per preset), not presets.

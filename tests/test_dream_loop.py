@@ -7,6 +7,7 @@ import pytest
 
 from backend.core import imaging
 from backend.core.dream import (
+    EVALUATIONS_PER_ITERATION,
     Cancelled,
     Diverged,
     Octaves,
@@ -258,3 +259,27 @@ def test_the_step_limit_coordinates_report_their_own_derivative():
     numeric = (steps.image(u + h)[0] - steps.image(u - h)[0]) / (2 * h)
     np.testing.assert_allclose(slope, numeric, rtol=1e-5, atol=1e-9)
     assert np.abs(steps.image(u * 1e6)[0] - start).max() <= 4.0
+
+
+def test_an_iteration_runs_its_evaluations_however_small_the_gradient():
+    """The loss is a mean over the pixels, so a large image has tiny gradients per value: a run must not
+    stop on an absolute tolerance (SciPy's pgtol ended them after one evaluation from about 1 MP on).
+    L-BFGS is otherwise scale-free: the same loss scaled by 1e-9 dreams the same."""
+    x0 = preprocess(structured_image(24, 20))
+    target = x0 + np.random.default_rng(0).uniform(-30, 30, x0.shape)
+
+    def run(scale: float, max_step: float) -> tuple[int, np.ndarray]:
+        evaluations = []
+
+        def bowl(x: np.ndarray) -> tuple[float, np.ndarray]:
+            return float(scale * np.sum((x - target) ** 2)), (2 * scale * (x - target)).astype(np.float32)
+
+        (step,) = dream(bowl, x0, 1, 0.0, 0, max_step=max_step,
+                        on_evaluation=lambda i, e, value: evaluations.append(value))
+        return len(evaluations), step.image
+
+    for max_step in (0.0, 4.0):
+        (count, image), (tiny_count, tiny_image) = run(1.0, max_step), run(1e-9, max_step)
+        assert min(count, tiny_count) >= EVALUATIONS_PER_ITERATION
+        np.testing.assert_allclose(tiny_image, image, atol=1e-3)
+        assert np.abs(tiny_image - x0).max() > 3  # it moved

@@ -258,7 +258,7 @@ def test_the_step_limit_coordinates_report_their_own_derivative():
     h = 1e-6
     numeric = (steps.image(u + h)[0] - steps.image(u - h)[0]) / (2 * h)
     np.testing.assert_allclose(slope, numeric, rtol=1e-5, atol=1e-9)
-    assert np.abs(steps.image(u * 1e6)[0] - start).max() <= 4.0
+    assert np.abs(steps.image(u * 1e6)[0] - start).max() <= 4.0 + 1e-9
 
 
 def test_an_iteration_runs_its_evaluations_however_small_the_gradient():
@@ -271,15 +271,30 @@ def test_an_iteration_runs_its_evaluations_however_small_the_gradient():
     def run(scale: float, max_step: float) -> tuple[int, np.ndarray]:
         evaluations = []
 
-        def bowl(x: np.ndarray) -> tuple[float, np.ndarray]:
-            return float(scale * np.sum((x - target) ** 2)), (2 * scale * (x - target)).astype(np.float32)
+        def quartic(x: np.ndarray) -> tuple[float, np.ndarray]:  # not solved in 7 evaluations, unlike a bowl
+            d = x.astype(np.float64) - target
+            return float(scale * np.sum(d**4)), (4 * scale * d**3).astype(np.float32)
 
-        (step,) = dream(bowl, x0, 1, 0.0, 0, max_step=max_step,
+        (step,) = dream(quartic, x0, 1, 0.0, 0, max_step=max_step,
                         on_evaluation=lambda i, e, value: evaluations.append(value))
         return len(evaluations), step.image
 
     for max_step in (0.0, 4.0):
         (count, image), (tiny_count, tiny_image) = run(1.0, max_step), run(1e-9, max_step)
         assert min(count, tiny_count) >= EVALUATIONS_PER_ITERATION
-        np.testing.assert_allclose(tiny_image, image, atol=1e-3)
+        np.testing.assert_allclose(tiny_image, image, atol=1e-2)
         assert np.abs(tiny_image - x0).max() > 3  # it moved
+        assert np.abs(image - target).max() > 1e-2  # and was still on its way: every evaluation counted
+
+
+def test_the_engine_dreams_with_the_preset_s_step_limit(engine):
+    """The preset's (or the request's) max_step reaches the loop: the picture changes by at most that per
+    iteration (plus the rounding to 8 bits), and without it the same settings change it more."""
+    rgb = structured_image(48, 40)
+    settings = engine.settings("doggos", {"features": {"block3_conv1": 1.0}, "continuity": 0.0, "dream_l2": 0.0,
+                                          "jitter": 8.0, "max_step": 2.0})
+    images = [rgb] + [image for _, _, image in engine.dream_rgb(rgb, settings, 3, 4)]
+    moves = [np.abs(after.astype(int) - before).max() for before, after in zip(images, images[1:], strict=False)]
+    assert all(1 <= move <= 3 for move in moves), moves
+    (_, _, free), = engine.dream_rgb(rgb, settings.with_overrides({"max_step": 0.0}), 1, 4)
+    assert np.abs(free.astype(int) - rgb).max() > 6

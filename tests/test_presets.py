@@ -27,9 +27,12 @@ def test_the_seeds_presets_exactly():
 def test_user_presets_come_from_the_config_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
     assert set(load_presets()) == set(BUILTIN_PRESETS)  # no file yet: fine
-    (tmp_path / "presets.json").write_text(json.dumps({"eyes": {"features": {"block5_conv3": 0.1}, "jitter": 4}}))
-    eyes = load_presets()["eyes"]
+    (tmp_path / "presets.json").write_text(json.dumps({"eyes": {"features": {"block5_conv3": 0.1}, "jitter": 4},
+                                                       "calm": {"features": {"block3_conv1": 0.1}, "max_step": 2.5}}))
+    presets = load_presets()
+    eyes = presets["eyes"]
     assert eyes.features == {"block5_conv3": 0.1} and eyes.jitter == 4 and eyes.continuity == 0.1
+    assert eyes.max_step == 0 and presets["calm"].max_step == 2.5
 
 
 @pytest.mark.parametrize("text, words", [
@@ -41,6 +44,7 @@ def test_user_presets_come_from_the_config_folder(tmp_path, monkeypatch):
     ('{"x": {"jitter": 1}}', "needs 'features'"),
     ('{"x": {"features": {"block6_conv1": 1}}}', "block6_conv1"),
     ('{"x": {"features": {"block1_conv1": 1}, "jitter": -1}}', '"jitter"'),
+    ('{"x": {"features": {"block1_conv1": 1}, "max_step": 256}}', '"max_step" must be a number from 0 to 255'),
     ('{"x": {"features": {"block1_conv1": 1}, "colour": 1}}', "colour"),
 ])
 def test_a_broken_presets_file_says_where(tmp_path, text, words):

@@ -242,11 +242,11 @@ def dream(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
-    engine = _engine(args)
     given = (("octaves", args.octaves), ("octave_scale", args.octave_scale), ("max_step", args.max_step))
-    overrides = {name: value for name, value in given if value is not None}
-    try:
-        settings = engine.settings(args.preset, protocol.check_settings(overrides))
+    try:  # bad overrides are told before VGG16 is loaded; an unknown preset only the engine can tell
+        overrides = protocol.check_settings({name: value for name, value in given if value is not None})
+        engine = _engine(args)
+        settings = engine.settings(args.preset, overrides)
     except protocol.ProtocolError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -256,8 +256,9 @@ def dream(args: argparse.Namespace) -> int:
     alpha = pixels[..., 3] if has_alpha else None
     bar = ProgressBar(args.iterations)
     octaves = f", {settings.octaves} octaves × {settings.octave_scale:g}" if settings.octaves > 1 else ""
+    bounded = f", steps of at most {settings.max_step:g}" if settings.max_step > 0 else ""
     print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
-          f"iteration{'s' if args.iterations != 1 else ''}{octaves}, seed {seed}", file=sys.stderr)
+          f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}, seed {seed}", file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)

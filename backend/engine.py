@@ -168,8 +168,8 @@ class Engine:
         loss = self.loss_for(settings)
         octaves = Octaves(settings.octaves, settings.octave_scale)
         for step in dream(
-            loss, x0, iterations, settings.jitter, seed, octaves, protocol.MIN_SIDE, settings.max_step,
-            on_evaluation, should_stop,
+            loss, x0, iterations, settings.jitter, seed, octaves, protocol.MIN_SIDE, max_step=settings.max_step,
+            on_evaluation=on_evaluation, should_stop=should_stop,
         ):
             yield step.index, step.loss, imaging.resize(deprocess(step.image), width, height)
 

@@ -134,12 +134,13 @@ def dream_and_measure(
     width, height = protocol.dream_size(rgb.shape[1], rgb.shape[0], max_size)
     original = imaging.resize(rgb, width, height)
     energy = feature_energy(engine, settings)
-    dream = original
+    dream, numbers = original, None
     for index, _, image in engine.dream_rgb(original, settings, iterations, seed):
         dream = image
         if each:
-            each(index, measure(original, dream, energy))
-    return dream, measure(original, dream, energy)
+            numbers = measure(original, dream, energy)
+            each(index, numbers)
+    return dream, numbers if numbers is not None else measure(original, dream, energy)
 
 
 def passes(numbers: dict[str, float]) -> bool:

@@ -44,7 +44,7 @@ def test_dream_reports_bad_input_clearly(tmp_path):
     assert unknown.returncode == 1 and "unknown preset 'nightmare'" in unknown.stderr and "doggos" in unknown.stderr
     zero = backend("dream", str(source), str(tmp_path / "x"), "--iterations", "0")
     assert zero.returncode == 2 and "at least 1" in zero.stderr
-    step = backend("dream", str(source), str(tmp_path / "x"), "--max-step", "300", "--weights", "hed")
+    step = backend("dream", str(source), str(tmp_path / "x"), "--max-step", "300")
     assert step.returncode == 1 and '"max_step" must be a number from 0 to 255' in step.stderr
     assert not list(tmp_path.glob("x_at_iteration_*"))
 

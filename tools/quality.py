@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def rounded(numbers: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, 4) for name, value in numbers.items()}
+
+
 def read_rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
@@ -66,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         numbers = quality.measure(original, dream, quality.feature_energy(engine, engine.settings(args.preset, {})))
     else:
         def print_iteration(index: int, numbers: dict[str, float]) -> None:
-            print(json.dumps({"iteration": index + 1, **{name: round(value, 4) for name, value in numbers.items()}}),
-                  flush=True)
+            print(json.dumps({"iteration": index + 1, **rounded(numbers)}), flush=True)
 
         dream, numbers = quality.dream_and_measure(engine, original, args.preset, args.iterations, args.seed,
                                                    args.max_size, print_iteration if args.each else None)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         Image.fromarray(dream).save(args.save)
     report = {"preset": args.preset, "image": str(args.image), "weights": engine.weights.name,
               "size": [dream.shape[1], dream.shape[0]], "iterations": None if args.dream else args.iterations,
-              "seed": None if args.dream else args.seed, **{name: round(value, 4) for name, value in numbers.items()},
+              "seed": None if args.dream else args.seed, **rounded(numbers),
               "passes": quality.passes(numbers), "seconds": round(time.perf_counter() - started, 1)}
     print(json.dumps(report))
     print(f"{args.preset} on {args.image.name} at {dream.shape[1]}×{dream.shape[0]}: gain {numbers['gain']:.2f}, "

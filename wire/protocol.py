@@ -61,7 +61,8 @@ MIN_SIDE = 32
 MAX_REQUEST_PIXELS = 100_000_000
 # Upper bounds that keep the loss finite in float32; far beyond anything that dreams well.
 MAX_COEFFICIENT = 1000.0
-MAX_LEVELS = 255.0  # jitter and max_step, in pixel levels
+MAX_LEVELS = 255.0  # the most a field in pixel levels may be
+IN_LEVELS = frozenset({"jitter", "max_step"})  # the settings in pixel levels; the others are coefficients
 MAX_OCTAVES = 8
 MAX_OCTAVE_SCALE = 4.0  # between neighbouring octaves; 1.2–1.6 dreams best
 # Limits that keep one request from tying the backend up for good or filling its memory.
@@ -269,8 +270,7 @@ def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
             if checked[name] <= 1:
                 raise ProtocolError(E_BAD_REQUEST, f'"octave_scale" must be over 1, got {value}', job)
         else:
-            in_levels = name in ("jitter", "max_step")
-            checked[name] = bounded_number(value, name, job, MAX_LEVELS if in_levels else MAX_COEFFICIENT)
+            checked[name] = bounded_number(value, name, job, MAX_LEVELS if name in IN_LEVELS else MAX_COEFFICIENT)
     return checked
 
 

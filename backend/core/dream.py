@@ -39,7 +39,7 @@ class Iteration:
 
 @dataclass(frozen=True)
 class Octaves:
-    """Dream at `count` scales, each `scale` times the previous, smallest first (1 = the seed's loop)."""
+    """Dream at `count` scales, each `scale` times the previous, smallest first (1 = at the image's size)."""
 
     count: int
     scale: float
@@ -83,6 +83,7 @@ def dream(
     seed: int,
     octaves: Octaves = ONE_OCTAVE,
     min_side: int = MIN_SIDE,
+    *,
     max_step: float = 0.0,
     on_evaluation: Callable[[int, int, float], None] = lambda iteration, evaluation, loss: None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -94,7 +95,7 @@ def dream(
 
     Octaves (Google's DeepDream): dream the image shrunk, then at each larger scale start from the
     original at that scale plus the detail dreamt so far (dream − original), upscaled. With one octave
-    and max_step 0 this is exactly the seed's loop on x0.
+    and max_step 0 this is the seed's loop on x0 (with SciPy's tolerances off: see _minimise).
 
     max_step > 0 bounds what one iteration may change any value by (in pixel levels): see _minimise.
     """
@@ -127,7 +128,7 @@ def _minimise(
     on_evaluation: Callable[[int, int, float], None],
     should_stop: Callable[[], bool],
 ) -> tuple[np.ndarray, float]:
-    """One fmin_l_bfgs_b run of at most maxfun evaluations from `start`; (result, its loss).
+    """One fmin_l_bfgs_b run of about maxfun evaluations from `start`; (result, its loss).
 
     With max_step > 0, L-BFGS moves u instead of x, x = start + max_step·tanh(u / max_step): no value
     gets further than max_step from where the run started, and near the start (dx/du = 1) the run is
@@ -148,15 +149,20 @@ def _minimise(
         nonlocal evaluations
         if should_stop():
             raise Cancelled
-        x, slope = bounded.image(flat) if bounded else (flat, None)
-        loss, gradient = loss_and_gradient(x.reshape(shape).astype(np.float32))
+        if bounded:
+            t = bounded.tanh(flat)
+            x = bounded.position(t).astype(np.float32)
+        else:
+            x = flat.astype(np.float32)
+        loss, gradient = loss_and_gradient(x.reshape(shape))
+        del x  # an image-sized array less while the gradient is converted
         if not np.isfinite(loss):
             raise Diverged(f"the loss became {loss} at iteration {index + 1}: lower the preset's coefficients")
         evaluations += 1
         on_evaluation(index, evaluations, loss)
         gradient = gradient.ravel().astype(np.float64)
-        if slope is not None:
-            gradient *= slope
+        if bounded:
+            gradient *= bounded.slope(t)
         latest[:] = [flat, gradient]
         return loss
 
@@ -170,12 +176,13 @@ def _minimise(
     history = EVALUATIONS_PER_ITERATION if start.size <= LEAN_ABOVE else LEAN_HISTORY
     # No early stop on SciPy's absolute tolerances: the loss is an average over the pixels, so its gradient
     # per value shrinks as the image grows, and pgtol's 1e-5 ended runs after their first evaluation from
-    # about 1 MP on (textures at 1200×800), leaving large layers undreamt. A run is maxfun evaluations.
+    # about 1 MP on (textures at 1200×800), leaving large layers undreamt. A run ends on maxfun alone
+    # (after the line search it is in).
     flat, loss, _ = fmin_l_bfgs_b(
         objective, bounded.origin() if bounded else start.ravel(), gradient_at, m=history,
         maxfun=EVALUATIONS_PER_ITERATION, factr=0.0, pgtol=0.0,
     )
-    return (bounded.image(flat)[0] if bounded else flat).reshape(shape), float(loss)
+    return (bounded.position(bounded.tanh(flat)) if bounded else flat).reshape(shape), float(loss)
 
 
 class _BoundedSteps:
@@ -188,10 +195,17 @@ class _BoundedSteps:
         """u at the start."""
         return np.zeros(self.start.size)
 
-    def image(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(x, dx/du) at u, flat float64."""
-        slope = np.tanh(u / self.limit)
-        x = self.start + self.limit * slope
-        slope *= slope
-        np.subtract(1.0, slope, out=slope)
-        return x, slope
+    def tanh(self, u: np.ndarray) -> np.ndarray:
+        """t = tanh(u / limit), flat float64: what position and slope are made from."""
+        t = u / self.limit
+        return np.tanh(t, out=t)
+
+    def position(self, t: np.ndarray) -> np.ndarray:
+        """x at t, flat float64."""
+        return self.start + self.limit * t
+
+    @staticmethod
+    def slope(t: np.ndarray) -> np.ndarray:
+        """dx/du = 1 − t², computed in t's own memory (t is used up)."""
+        t *= t
+        return np.subtract(1.0, t, out=t)

@@ -25,7 +25,7 @@ class Preset:
     continuity: float = 0.1
     dream_l2: float = 0.02
     jitter: float = 0.0
-    octaves: int = 1  # scales dreamt, smallest first; 1 = the seed's loop at the image's size
+    octaves: int = 1  # scales dreamt, smallest first; 1 = at the image's size only, as the seed
     octave_scale: float = 1.4  # size ratio between neighbouring octaves
     max_step: float = 0.0  # the most one iteration may change a pixel value, in levels; 0 = no bound (the seed's)
 
@@ -45,15 +45,17 @@ BUILTIN_PRESETS = {
     # detail away, and a step limit instead, so the dream grows steadily rather than in leaps. Judged at 10
     # iterations on the three samples (two photos, a painting) by tools/quality.py and tools/gallery.py.
     # textures: block3's fine cells and coloured fringes over the whole picture; two close octaves keep them small
-    "textures": Preset({"block3_conv2": 0.01, "block3_conv3": 0.005}, 0.0, 0.002, 16.0, 2, 1.2, 5.0),
+    "textures": Preset({"block3_conv2": 0.01, "block3_conv3": 0.005}, continuity=0.0, dream_l2=0.002, jitter=16.0,
+                       octaves=2, octave_scale=1.2, max_step=5.0),
     # patterns: block4's scales and swirls, densest where the picture has the most contrast
-    "patterns": Preset({"block4_conv1": 0.03, "block4_conv2": 0.05, "block4_conv3": 0.1}, 0.0, 0.002, 16.0, 4, 1.35,
-                       10.0),
+    "patterns": Preset({"block4_conv1": 0.03, "block4_conv2": 0.05, "block4_conv3": 0.1}, continuity=0.0,
+                       dream_l2=0.002, jitter=16.0, octaves=4, octave_scale=1.35, max_step=10.0),
     # eyes: block5's small eye-like rings spread evenly over everything, in four octaves
-    "eyes": Preset({"block5_conv2": 0.1, "block5_conv3": 0.03}, 0.0, 0.002, 16.0, 4, 1.35, 12.0),
+    "eyes": Preset({"block5_conv2": 0.1, "block5_conv3": 0.03}, continuity=0.0, dream_l2=0.002, jitter=16.0,
+                   octaves=4, octave_scale=1.35, max_step=12.0),
     # dreamy: block5's rings with block3's fringes on top, the whole picture shimmering, still itself
-    "dreamy": Preset({"block3_conv3": 0.01, "block5_conv1": 0.1, "block5_conv3": 0.02}, 0.0, 0.002, 16.0, 3, 1.3,
-                     8.0),
+    "dreamy": Preset({"block3_conv3": 0.01, "block5_conv1": 0.1, "block5_conv3": 0.02}, continuity=0.0,
+                     dream_l2=0.002, jitter=16.0, octaves=3, octave_scale=1.3, max_step=8.0),
 }
 DEFAULTS = {field.name: field.default for field in fields(Preset) if field.default is not MISSING}
 # Read afresh for every request: a file this large is a mistake (hundreds of bytes per preset), not presets.

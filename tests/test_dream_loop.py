@@ -210,10 +210,14 @@ def test_large_images_keep_a_shorter_l_bfgs_history(monkeypatch):
     assert histories == [loop.EVALUATIONS_PER_ITERATION, loop.LEAN_HISTORY]
 
 
+# A strong block3 dream with no regulariser: unbounded, one iteration moves some value far.
+UNREGULARISED = {"features": {"block3_conv1": 1.0}, "continuity": 0.0, "dream_l2": 0.0}
+
+
 def test_a_step_limit_bounds_what_each_iteration_changes(engine):
     """max_step: no value moves further in one iteration (jitter included), yet the dream moves; without
     it the same iteration moves some value further, so the limit is what held it."""
-    settings = engine.settings("doggos", {"features": {"block3_conv1": 1.0}, "continuity": 0.0, "dream_l2": 0.0})
+    settings = engine.settings("doggos", UNREGULARISED)
     loss = engine.loss_for(settings)
     x0 = preprocess(structured_image(48, 40))
     limit = 3.0
@@ -294,8 +298,7 @@ def test_the_engine_dreams_with_the_preset_s_step_limit(engine):
     """The preset's (or the request's) max_step reaches the loop: the picture changes by at most that per
     iteration (plus the rounding to 8 bits), and without it the same settings change it more."""
     rgb = structured_image(48, 40)
-    settings = engine.settings("doggos", {"features": {"block3_conv1": 1.0}, "continuity": 0.0, "dream_l2": 0.0,
-                                          "jitter": 8.0, "max_step": 2.0})
+    settings = engine.settings("doggos", UNREGULARISED | {"jitter": 8.0, "max_step": 2.0})
     images = [rgb] + [image for _, _, image in engine.dream_rgb(rgb, settings, 3, 4)]
     moves = [np.abs(after.astype(int) - before).max() for before, after in zip(images, images[1:], strict=False)]
     assert all(1 <= move <= 3 for move in moves), moves

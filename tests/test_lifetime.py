@@ -52,8 +52,10 @@ def test_killed_then_started_afresh_then_gone_when_idle(tmp_path, monkeypatch):
             client.cancel("long")
             wait_for(client, "long", "cancelled")
             last_word = time.monotonic()
-        assert second.started.wait(IDLE_S + 10) == 0  # then it goes by itself, cleanly
-        assert IDLE_S <= time.monotonic() - last_word < IDLE_S + 3
+        # Then it goes by itself, cleanly, and not before its idle time: the wait bounds it from above
+        # (generously: a loaded machine takes seconds to tear TensorFlow down).
+        assert second.started.wait(IDLE_S + 15) == 0
+        assert time.monotonic() - last_word >= IDLE_S
     finally:
         for process in processes:
             if process.poll() is None:

@@ -75,12 +75,7 @@ class Stamp:
 
     def warnings(self, replayed: Recipe) -> list[str]:
         """Why dreaming this input on this backend with the `replayed` recipe may not give its picture."""
-        found = [f"the recipe was dreamt with {what}" for what in replayed.differences(self.recipe.backend)]
-        source = replayed.source
-        if source.get("sha256") not in (None, self.recipe.source["sha256"]):
-            found.append(f"the input is not the picture the recipe was dreamt from ({source.get('name', '?')}, "
-                         f"{source['width']}×{source['height']}): the dream will differ")
-        return found
+        return replayed.warnings(self.recipe.backend, self.pixels)
 
     def png_info(self, iteration: int) -> PngImagePlugin.PngInfo:
         """A PNG text chunk with the recipe of that iteration (1-based)."""

@@ -72,7 +72,7 @@ def test_a_recipe_on_another_picture_warns_and_dreams(first_dream):
     Image.fromarray(structured_image(40, 32, seed=7)).save(other)
     result = backend("dream", str(other), str(folder / "other"), "--recipe", str(folder / "first_at_iteration_0.png"))
     assert result.returncode == 0, result.stderr
-    assert "warning: the input is not the picture the recipe was dreamt from (in.png, 40×32)" in result.stderr
+    assert "warning: the picture is not the one the recipe was dreamt from (in.png, 40×32)" in result.stderr
     assert [path.name for path in folder.glob("other_*")] == ["other_at_iteration_0.png"]
 
 

@@ -26,11 +26,14 @@ def test_a_recipe_reads_back_as_written():
     assert (read.preset, read.seed, read.iteration, read.iterations, read.max_size) == ("eyes", 1234, 3, 5, 0)
 
 
-def test_what_differs_from_the_backend_at_hand():
-    read = recipe.parse(json.dumps(fields()))
-    assert read.differences({"server": "0.1.0", "weights": "hed", "device": "CPU"}) == []
-    assert read.differences({"server": "0.2.0", "weights": "imagenet"}) == ["server '0.1.0', here '0.2.0'",
-                                                                           "weights 'hed', here 'imagenet'"]
+def test_what_may_make_a_dream_differ():
+    read = recipe.parse(json.dumps(fields(source=fields()["source"] | {"sha256": recipe.source_digest(b"abc")})))
+    assert read.warnings({"server": "0.1.0", "weights": "hed", "device": "CPU"}, b"abc") == []
+    assert read.warnings({"server": "0.2.0", "weights": "imagenet"}, b"abd") == [
+        "the recipe was dreamt with server '0.1.0', here '0.2.0'",
+        "the recipe was dreamt with weights 'hed', here 'imagenet'",
+        "the picture is not the one the recipe was dreamt from (photo, 64×48): the dream will differ"]
+    assert recipe.parse(json.dumps(fields())).warnings({"server": "0.1.0", "weights": "hed"}, b"abd") == []
 
 
 def test_fields_a_later_version_adds_are_ignored():

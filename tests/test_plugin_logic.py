@@ -622,7 +622,7 @@ def test_the_plugin_file_is_executable_and_thin():
     assert os.access(plugin, os.X_OK) and plugin.read_text().startswith("#!/usr/bin/env python3\n")
     code = subprocess.run(
         [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]); "
-         "import choices, launcher, layers, session; "
+         "import choices, launcher, layers, recipes, session; "
          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'tensorflow', 'gi', 'PIL')))",
          str(ROOT / "gimp_plugin" / "deep_dream"), str(ROOT)],
         capture_output=True, text=True, check=True)

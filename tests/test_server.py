@@ -107,6 +107,23 @@ def test_same_seed_same_pixels(backend):
     assert results[0] == results[1]
 
 
+def test_accepted_tells_the_settings_used_and_they_dream_the_same_again(backend):
+    """`accepted` carries the preset's every field with the request's overrides applied, and the random seed
+    drawn; sent back as params with that seed (under another preset's name), they give the same pixels."""
+    overrides = {"jitter": 3, "octaves": 2, "octave_scale": 1.5}
+    with backend.client() as client:
+        dream(client, "first", preset="tiny", params=overrides, iterations=3)
+        first = events_until_end(client, "first")
+        accepted = first[0][0]
+        dream(client, "again", preset="acid", params=accepted["settings"], seed=accepted["seed"], iterations=3)
+        again = events_until_end(client, "again")
+    assert accepted["settings"] == {"features": {"block2_conv1": 0.05}, "continuity": 0.1, "dream_l2": 0.02,
+                                    "jitter": 3.0, "octaves": 2, "octave_scale": 1.5, "max_step": 0.0}
+    assert again[0][0]["settings"] == accepted["settings"]
+    pictures = [[pixels for header, pixels in events if header["type"] == "iteration"] for events in (first, again)]
+    assert len(pictures[0]) == 3 and pictures[0] == pictures[1]
+
+
 def test_max_size_lets_a_larger_image_dream_within_max_pixels(backend):
     with backend.client() as client:
         assert client.hello()["max_pixels"] == MAX_PIXELS

@@ -150,8 +150,10 @@ def cancel_request(job: Any) -> dict[str, Any]:
     return {"type": CANCEL, "job": job}
 
 
-def accepted(job: Any, position: int, seed: int) -> dict[str, Any]:
-    return {"type": ACCEPTED, "job": job, "position": position, "seed": seed}
+def accepted(job: Any, position: int, seed: int, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """settings (additive): every preset field the dream uses, the request's params applied."""
+    reply = {"type": ACCEPTED, "job": job, "position": position, "seed": seed}
+    return reply | ({"settings": settings} if settings is not None else {})
 
 
 def queued(job: Any, position: int) -> dict[str, Any]:

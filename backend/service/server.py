@@ -42,7 +42,8 @@ class DreamEngine(Protocol):
 
     def presets(self) -> tuple[dict[str, Any], str | None]: ...
 
-    def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Any: ...
+    def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Any:
+        """The preset with the overrides applied; its to_json() goes into `accepted`."""
 
     def prepare_worker(self) -> None:
         """Called in the worker thread before its first job, so that job does not pay first-use costs."""
@@ -199,7 +200,7 @@ class Server:
 
     def _accept(self, client: bytes, header: dict[str, Any], pixels: bytes | None) -> None:
         request = protocol.parse_dream(header, pixels, self.engine.max_pixels)
-        self.engine.settings(request.preset, request.params, request.job)  # unknown preset/layer → error now
+        settings = self.engine.settings(request.preset, request.params, request.job)  # unknown preset/layer: now
         if self._find(client, request.job) is not None:
             raise protocol.ProtocolError(
                 protocol.E_DUPLICATE_JOB, f"job {request.job!r} is already queued or running", request.job
@@ -214,7 +215,7 @@ class Server:
         self.waiting.append(job)
         log.info("job %r accepted at position %d (%d×%d, %s)", request.job, position, request.width,
                  request.height, request.preset)
-        if self._send(client, protocol.accepted(request.job, position, seed)):
+        if self._send(client, protocol.accepted(request.job, position, seed, settings.to_json())):
             self._start_next()
         else:
             self.waiting.remove(job)

@@ -31,13 +31,16 @@ sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored p
 
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
 import layers  # noqa: E402
+import recipes  # noqa: E402
 
 from wire import protocol  # noqa: E402  (standard library only)
+from wire.recipe import RecipeError  # noqa: E402
 
 if TYPE_CHECKING:  # annotations only: session is imported in dream()
     from session import Kept, Progress
 
 PROCEDURE = "python-fu-deep-dream"
+AGAIN = "python-fu-deep-dream-again"
 TITLE = "Deep Dream"
 POLL_S = 0.05  # the longest the window goes without being redrawn
 MASK_FORMAT = "Y float"  # read and written alike, so the selection's values come back exactly
@@ -51,9 +54,11 @@ class DeepDream(Gimp.PlugIn):
     def do_init_procedures(self) -> list[str]:
         # init, not query: GIMP asks at every start instead of caching the answer until the plug-in file
         # changes, so the preset list follows the user's presets.
-        return [PROCEDURE]
+        return [PROCEDURE, AGAIN]
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        if name == AGAIN:
+            return again_procedure(self, name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -90,14 +95,34 @@ class DeepDream(Gimp.PlugIn):
         return procedure
 
 
+def again_procedure(plugin: Gimp.PlugIn, name: str) -> Gimp.Procedure:
+    procedure = Gimp.ImageProcedure.new(plugin, name, Gimp.PDBProcType.PLUGIN, run, dream_again)
+    procedure.set_image_types("RGB*, GRAY*")
+    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+    procedure.set_menu_label("Deep Dream _Again")
+    procedure.add_menu_path("<Image>/Filters/Artistic")
+    procedure.set_documentation(
+        "Dream a Deep Dream layer again from its recipe",
+        "Every layer Deep Dream makes carries its recipe (preset, settings, seed, iteration). Select one: its "
+        "source layer is dreamt again with that recipe into a new group above the source, the same picture on "
+        "the same backend and weights.",
+        name,
+    )
+    procedure.set_attribution("Deep Dream for GIMP", "Deep Dream for GIMP contributors", "2025")
+    procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend",
+                                  choices.default_endpoint(), READWRITE)
+    return procedure
+
+
 # ---- running --------------------------------------------------------------------------------------
 
 
 def run(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list[Gimp.Drawable],
         config: Gimp.ProcedureConfig, data: object) -> Gimp.ValueArray:
-    """The PDB entry point. An exception must not escape: GIMP would only report "no return values"."""
+    """The PDB entry point (of Deep Dream Again too: data is then dream_again). An exception must not escape:
+    GIMP would only report "no return values"."""
     try:
-        return dream(procedure, run_mode, image, drawables, config)
+        return (data if callable(data) else dream)(procedure, run_mode, image, drawables, config)
     except Exception:
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       f"Deep Dream failed unexpectedly:\n{traceback.format_exc()}")
@@ -128,8 +153,42 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         params = choices.octave_params(config.get_property("octaves"), config.get_property("octave-scale"))
     except ValueError as exc:
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
-    endpoint = config.get_property("endpoint")
+    plan = recipes.Plan(preset, iterations, config.get_property("keep-every"), config.get_property("seed") or None,
+                        config.get_property("max-size"), params)
+    return dream_area(procedure, image, source, None, plan, config.get_property("endpoint"), ui_mode)
 
+
+def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
+                drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig) -> Gimp.ValueArray:
+    """Deep Dream Again: the selected result layer's source, dreamt again with its recipe."""
+    problem = drawable_problem(drawables)
+    if problem:
+        return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, problem)
+    parasite = drawables[0].get_parasite(recipes.PARASITE)
+    try:
+        made = recipes.read(bytes(parasite.get_data()) if parasite else None, drawables[0].get_name())
+        source = image.get_layer_by_tattoo(recipes.source_tattoo(made))
+        if source is None or drawable_problem([source]):
+            raise RecipeError(recipes.missing_source(made))
+        area = recipes.source_area(made, source.get_width(), source.get_height())
+    except RecipeError as exc:
+        return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
+    ui_mode = run_mode != Gimp.RunMode.NONINTERACTIVE
+    if ui_mode:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+
+        GimpUi.init("deep_dream")
+    return dream_area(procedure, image, source, area, recipes.again(made), config.get_property("endpoint"), ui_mode,
+                      made)
+
+
+def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawable,
+               area: tuple[int, int, int, int] | None, plan: recipes.Plan, endpoint: str, ui_mode: bool,
+               replayed: recipes.Recipe | None = None) -> Gimp.ValueArray:
+    """Dream `area` of the layer (x, y, width, height in it; None: the selection's part) as `plan` says; each kept
+    iteration becomes a layer carrying its recipe. `replayed`: the recipe dreamt again, checked against this
+    backend and source."""
     try:  # without pyzmq the client falls back to wire/zmtp.py: only missing files of ours fail here
         import launcher
         import session
@@ -139,27 +198,32 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       f"Deep Dream's plug-in files are incomplete ({exc}): run install.py again")
 
-    found, x, y, width, height = source.mask_intersect()
+    found, x, y, width, height = source.mask_intersect() if area is None else (True, *area)
     if not found:
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       "the selection does not overlap the layer: select a part of it, or nothing")
     channels = 4 if source.has_alpha() else 3
     pixels = source.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0, pixel_format(channels),
                                      Gegl.AbyssPolicy.CLAMP)
-    result = Result(image, source, (x, y, width, height), preset)
+    result = Result(image, source, (x, y, width, height), plan.preset)
+    dreamt = recipes.source_record(source.get_name(), source.get_tattoo(), (source.get_width(), source.get_height()),
+                                   (x, y, width, height), pixels)
     progress = ProgressWindow() if ui_mode else StatusProgress()
     status, message = Gimp.PDBStatusType.SUCCESS, None
     try:
         with Client(endpoint) as client:
             progress.status(f"Connecting to the backend at {endpoint}…")
-            launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status, progress.pause)
-            job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
-            job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
-                       config.get_property("max-size"),
-                       params)
+            hello = launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status,
+                                     progress.pause).hello
+            stamp = recipes.Stamp(plan, dreamt, hello)
+            for warning in replayed.warnings(hello, pixels) if replayed else []:
+                Gimp.message(f"{TITLE} Again: {warning}")
+            job = session.DreamSession(client, uuid.uuid4().hex, plan.iterations, plan.keep_every)
+            job.submit(pixels, width, height, channels, plan.preset, plan.seed, plan.max_size, plan.params,
+                       plan.schedule)
             while not job.finished:
                 for kept in job.poll(POLL_S):
-                    result.add(kept)
+                    attach_recipe(result.add(kept), stamp.text(job, kept.number))
                 progress.update(job.progress)
                 if progress.stop_requested:
                     job.stop()
@@ -228,7 +292,7 @@ class Result:
                 Gegl.Rectangle.new(*self.offsets, self.width, self.height), 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE)
         self.group: Gimp.GroupLayer | None = None
 
-    def add(self, kept: Kept) -> None:
+    def add(self, kept: Kept) -> Gimp.Layer:
         if self.group is None:
             self.image.undo_group_start()
             self.group = Gimp.GroupLayer.new(self.image, layers.group_name(self.preset))
@@ -245,10 +309,17 @@ class Result:
             layer.add_mask(mask)
             write(mask, MASK_FORMAT, self.mask)
         Gimp.displays_flush()
+        return layer
 
     def close(self) -> None:
         if self.group is not None:
             self.image.undo_group_end()
+
+
+def attach_recipe(layer: Gimp.Layer, text: str | None) -> None:
+    """The recipe as a persistent parasite: saved in the XCF, read by Deep Dream Again."""
+    if text is not None:
+        layer.attach_parasite(Gimp.Parasite.new(recipes.PARASITE, Gimp.PARASITE_PERSISTENT, text.encode()))
 
 
 def write(drawable: Gimp.Drawable, format_name: str, pixels: bytes) -> None:

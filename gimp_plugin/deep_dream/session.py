@@ -164,15 +164,21 @@ class DreamSession:
         self.evaluation = 0
         self.loss: float | None = None
         self.time_left = TimeLeft(iterations, clock)
+        self.schedule = iterations  # the iterations the request asks for (see submit)
+        self.seed: int | None = None  # the seed and settings the backend dreams with, once it has accepted
+        self.settings: dict[str, Any] | None = None  # (an older backend does not tell the settings)
         self._expected: tuple[int, int, int] = (0, 0, 0)
         self._last_message = self._last_check = self._stop_deadline = clock()
 
     # ---- driving it -------------------------------------------------------------------------------
 
     def submit(self, pixels: bytes, width: int, height: int, channels: int, preset: str, seed: int | None,
-               max_size: int, params: dict[str, Any] | None = None) -> None:
+               max_size: int, params: dict[str, Any] | None = None, schedule: int | None = None) -> None:
+        """schedule: ask for that many iterations (over self.iterations) and end, done, after self.iterations: a
+        recipe's iteration k of N, which octaves dream on the schedule of all N."""
         self._expected = (width, height, channels)
-        self.client.dream(self.job, pixels, width, height, channels, preset, self.iterations, params=params or None,
+        self.schedule = max(schedule or 0, self.iterations)
+        self.client.dream(self.job, pixels, width, height, channels, preset, self.schedule, params=params or None,
                           seed=seed, max_size=max_size)
         self.state = State.SUBMITTED
         self._last_message = self._last_check = self.clock()
@@ -221,6 +227,9 @@ class DreamSession:
         stopping = self.state is State.STOPPING
         if kind in (protocol.ACCEPTED, protocol.QUEUED):
             self.position = _number(header, "position", 0)
+            if kind == protocol.ACCEPTED:
+                self.seed = _number(header, "seed", None)
+                self.settings = header.get("settings") if isinstance(header.get("settings"), dict) else None
             if self.state is State.SUBMITTED:
                 self.state = State.QUEUED
         elif kind == protocol.STARTED:
@@ -260,6 +269,9 @@ class DreamSession:
         self.loss = _number(header, "loss", self.loss, float)
         if self.state is State.STOPPING or not layers.is_kept(number, self.iterations, self.keep_every):
             return []
+        if number == self.iterations < self.schedule:  # the rest of the schedule is not wanted
+            self.client.cancel(self.job)
+            self.state = State.DONE
         return [Kept(number, pixels, width, height, channels)]
 
     def _end(self, stopping: bool, failure: str) -> None:

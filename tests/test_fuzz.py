@@ -38,10 +38,12 @@ VALUES: list[Any] = [None, True, False, 0, 1, -1, 2, 8, 3.5, -0.0, 1e308, -1e308
                      "8", "x" * 300, "doggos", "tiny", "nightmare", "block1_conv1", "block9_conv9", [], [8], {},
                      {"block1_conv1": 0.05}, {"block9_conv9": 1}, {"block1_conv1": -1}, {"block1_conv1": "lots"},
                      {"features": {"block1_conv1": 0.05}}, {"features": {"block1_conv2": 1000}}, {"jitter": 300},
-                     {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300}, 1000, 1001]
+                     {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300}, 1000, 1001,
+                     0.4, 181, [1, 2], [-1e5, 0], [0, 0, 0], [None, 1]]
 FIELDS = ["type", "job", "protocol", "width", "height", "channels", "preset", "iterations", "params", "seed",
-          "max_size", "extra"]
-TYPES = ["hello", "presets", "dream", "cancel", "Dream", "", "iteration", "done", "error", "accepted"]
+          "max_size", "extra", "frames", "zoom", "rotate", "pan", "centre", "blend"]
+TYPES = ["hello", "presets", "dream", "cancel", "Dream", "", "iteration", "done", "error", "accepted", "animate",
+         "frame"]
 
 
 def memory(pid: int) -> int:
@@ -69,13 +71,17 @@ class Fuzzer:
         return f"fuzz-{self.counter}"
 
     def valid(self) -> tuple[dict[str, Any], bytes | None]:
-        kind = self.rng.choice(["hello", "presets", "dream", "dream", "cancel"])
+        kind = self.rng.choice(["hello", "presets", "dream", "dream", "animate", "cancel"])
         if kind == "hello":
             return protocol.hello_request(), None
         if kind == "presets":
             return protocol.presets_request(), None
         if kind == "cancel":
             return protocol.cancel_request(self.new_job()), None
+        if kind == "animate":
+            return protocol.animate_request(self.new_job(), SIDE, SIDE, 3, "tiny", 1, self.rng.randint(1, 3),
+                                            zoom=1.05, rotate=self.rng.uniform(-10, 10), pan=(1, -1), blend=0.2,
+                                            params={"features": {"block1_conv1": 0.05}}), PIXELS
         return protocol.dream_request(self.new_job(), SIDE, SIDE, 3, self.rng.choice(["tiny", "doggos"]), 1,
                                       {"features": {"block1_conv1": 0.05}}, seed=self.rng.randrange(100)), PIXELS
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,7 @@ def test_frames_come_in_order_and_each_continues_the_last_under_the_motion(engin
     assert [index for index, _ in frames] == [0, 1, 2, 3]
     source = structured_image(48, 40)
     assert np.abs(frames[0][1].astype(int) - source).mean() > 0.5  # frame 0 is dreamt
-    for (_, before), (_, after) in zip(frames, frames[1:]):
+    for (_, before), (_, after) in itertools.pairwise(frames):
         continued = np.abs(moved(before, TURN) - after).mean()
         unmoved = np.abs(before.astype(np.float32) - after).mean()
         assert continued * 2 < unmoved, (continued, unmoved)

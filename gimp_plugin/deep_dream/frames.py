@@ -92,5 +92,7 @@ class AnimationSession(DreamSession):
     def _frame(self, header: dict[str, Any], pixels: bytes | None) -> list[Kept]:
         """A frame is kept as a dream's iteration would be (numbered from 1, checked for its size)."""
         kept = self._iteration(header | {"iteration": _number(header, "frame", -1)}, pixels)
+        if self.error:  # said of a frame, not of an iteration
+            self.error = self.error.replace("sent iteration", "sent frame", 1)
         self.frame_iteration = self.iterations_per_frame
         return kept

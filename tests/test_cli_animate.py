@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
-from tests.conftest import structured_image
+from tests.conftest import ROOT, structured_image
 from tests.test_cli import backend
 
 
@@ -41,3 +47,24 @@ def test_animate_refuses_bad_motion_before_loading_vgg16(tmp_path):
                      timeout=60)
     assert result.returncode == 1 and '"zoom" must be a number from 0 to 2' in result.stderr
     assert "Animating" not in result.stderr and not list(tmp_path.glob("x*"))
+
+
+def test_ctrl_c_keeps_the_frames_made_in_the_animated_file(tmp_path):
+    source = tmp_path / "in.png"
+    Image.fromarray(structured_image(48, 36)).save(source)
+    prefix = tmp_path / "stopped"
+    process = subprocess.Popen([sys.executable, "-m", "backend", "animate", str(source), str(prefix), "--frames", "200",
+                                "--iterations", "1", "--zoom", "0.95", "--weights", "hed"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not Path(f"{prefix}_frame_1.png").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    made = len(list(tmp_path.glob("stopped_frame_*.png")))
+    with Image.open(f"{prefix}.webp") as animation:
+        # equal, but for a Ctrl-C landing between a frame's PNG and its place in the list
+        assert 2 <= animation.n_frames < 200 and abs(animation.n_frames - made) <= 1
+    assert "interrupted" in stderr

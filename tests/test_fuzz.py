@@ -63,6 +63,7 @@ class Fuzzer:
         self.ended: set[Any] = set()
         self.outcomes: dict[str, int] = {}
         self.sent = 0
+        self.frames = 0  # `frame` events of the animations that ran
 
     # ---- making messages ---------------------------------------------------------------------------
 
@@ -178,6 +179,7 @@ class Fuzzer:
             self._note(message[0])
 
     def _note(self, header: dict[str, Any]) -> None:
+        self.frames += header["type"] == protocol.FRAME
         if header["type"] == protocol.ERROR:
             assert header.get("code") in protocol.ERROR_CODES, header
             assert isinstance(header.get("message"), str) and header["message"], header
@@ -235,10 +237,12 @@ def test_fuzz(fuzzed):
         after = memory(fuzzed.process.pid)
         dream(client, "after-fuzz", width=24, height=16, iterations=2)
         events = events_until_end(client, "after-fuzz")
-    print(f"\nfuzz: {fuzzer.sent} messages in {elapsed:.1f} s; backend RSS {before / 2**20:.0f} MB before, "
+    print(f"\nfuzz: {fuzzer.sent} messages in {elapsed:.1f} s, {fuzzer.frames} animation frames; backend RSS "
+          f"{before / 2**20:.0f} MB before, "
           f"{after / 2**20:.0f} MB after; answers: {dict(sorted(fuzzer.outcomes.items()))}")
     assert fuzzer.sent >= MESSAGES and elapsed < WALL_LIMIT_S
     assert after - before < MEMORY_GROWTH_LIMIT
     assert events[-1][0]["type"] == "done" and len([e for e in events if e[0]["type"] == "iteration"]) == 2
     assert fuzzer.outcomes.get("accepted:", 0) > 50 and fuzzer.outcomes.get("error:queue_full", 0) > 0
+    assert fuzzer.frames > 10  # animations were accepted and ran among the rest
     assert fuzzed.process.poll() is None

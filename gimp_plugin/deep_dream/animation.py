@@ -73,6 +73,7 @@ def create_procedure(plugin: Gimp.PlugIn, name: str, run: Any) -> Gimp.Procedure
                                2**31 - 1, 0, READWRITE)
     procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend", endpoint,
                                   READWRITE)
+    procedure.add_image_return_value("image", "Image", "The new image of frames", True, READWRITE)
     return procedure
 
 
@@ -144,7 +145,11 @@ def animate(plugin: ModuleType, procedure: Gimp.Procedure, run_mode: Gimp.RunMod
     finally:
         result.close()
         progress.close()
-    return plugin.finish(procedure, status, message)
+    values = plugin.finish(procedure, status, message)
+    if status == Gimp.PDBStatusType.SUCCESS:  # scripts get the image of frames (GIMP's palette-offset does so)
+        values.remove(1)
+        values.insert(1, GObject.Value(Gimp.Image, result.image))
+    return values
 
 
 class FramesImage:

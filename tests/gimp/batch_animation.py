@@ -39,7 +39,7 @@ def structured_layer(image, name):
 
 
 def animate(image, drawables, **arguments):
-    """Run the procedure non-interactively; (status nick, error message or None)."""
+    """Run the procedure non-interactively; (status nick, error message or the image returned)."""
     procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
@@ -50,8 +50,7 @@ def animate(image, drawables, **arguments):
         config.set_property(name, value)
     result = procedure.run(config)
     status = result.index(0)
-    message = result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else None
-    return status.value_nick, message
+    return status.value_nick, result.index(1) if result.length() > 1 else None
 
 
 def export(image, name, procedure_name, **arguments):
@@ -74,10 +73,11 @@ def frames():
     image = Gimp.Image.new(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB)
     source = structured_layer(image, "source")
     before = {item.get_id() for item in Gimp.get_images()}
-    status, message = animate(image, [source], preset="tiny", frames=CONFIG["frames"], iterations=1, zoom=1.15,
+    status, returned = animate(image, [source], preset="tiny", frames=CONFIG["frames"], iterations=1, zoom=1.15,
                               rotate=6.0, **{"pan-x": 1.0, "pan-y": -1.0, "frame-ms": CONFIG["frame_ms"], "seed": 5})
     made = [item for item in Gimp.get_images() if item.get_id() not in before]
-    result = {"status": status, "message": message, "new_images": len(made),
+    result = {"status": status, "returned": returned.get_id() if isinstance(returned, Gimp.Image) else returned,
+              "made": [item.get_id() for item in made], "new_images": len(made),
               "source_layers": [layer.get_name() for layer in image.get_layers()]}
     if made:
         animation = made[0]

@@ -70,8 +70,9 @@ def scenario(run: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_each_frame_is_a_top_level_layer_of_a_new_image_named_for_playback(animation_run):
     result = scenario(animation_run, "frames")
-    assert (result["status"], result["message"]) == ("success", None)
-    assert result["new_images"] == 1 and result["source_layers"] == ["source"]  # the source image is untouched
+    assert result["status"] == "success"
+    assert result["new_images"] == 1 and result["returned"] == result["made"][0]  # the image is returned
+    assert result["source_layers"] == ["source"]  # the source image is untouched
     assert result["size"] == [WIDTH, HEIGHT]
     names = [layer["name"] for layer in result["layers"]]
     assert names == [f"Frame {k} ({FRAME_MS}ms) (replace)" for k in range(FRAMES, 0, -1)]  # first frame lowest

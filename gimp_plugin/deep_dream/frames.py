@@ -12,6 +12,7 @@ from typing import Any
 from session import EVALUATIONS_GUESS, DreamSession, Kept, Progress, TimeLeft, _number
 
 from wire import protocol
+from wire.client import Client
 
 DEFAULT_FRAME_MS = 100
 
@@ -47,7 +48,7 @@ class AnimationProgress(Progress):
 class AnimationSession(DreamSession):
     """One `animate` request and its events. `iteration` (from DreamSession) counts frames here."""
 
-    def __init__(self, client: Any, job: str, frames: int, iterations: int, **kwargs: Any) -> None:
+    def __init__(self, client: Client, job: str, frames: int, iterations: int, **kwargs: Any) -> None:
         super().__init__(client, job, frames, 1, **kwargs)
         self.iterations_per_frame = iterations
         self.time_left = FrameTimeLeft(frames, iterations, clock=self.clock)

@@ -55,7 +55,9 @@ def test_ctrl_c_keeps_the_frames_made_in_the_animated_file(tmp_path):
     prefix = tmp_path / "stopped"
     process = subprocess.Popen([sys.executable, "-m", "backend", "animate", str(source), str(prefix), "--frames", "200",
                                 "--iterations", "1", "--zoom", "0.95", "--weights", "hed"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # as in a terminal: a test run in the background would pass SIGINT on ignored
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not Path(f"{prefix}_frame_1.png").exists():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]

@@ -99,6 +99,13 @@ def frames():
     return result
 
 
+def registration():
+    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    return {"label": procedure.get_menu_label(), "paths": list(procedure.get_menu_paths()),
+            "arguments": [spec.name for spec in procedure.get_arguments()],
+            "returns": [spec.name for spec in procedure.get_return_values()]}
+
+
 def two_layers():
     image = Gimp.Image.new(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB)
     layers = [structured_layer(image, "a"), structured_layer(image, "b")]
@@ -110,7 +117,7 @@ def two_layers():
 
 
 report = {"gimp": Gimp.version(), "scenarios": {}}
-for scenario_name, scenario in {"frames": frames, "two_layers": two_layers}.items():
+for scenario_name, scenario in {"registration": registration, "frames": frames, "two_layers": two_layers}.items():
     try:
         report["scenarios"][scenario_name] = scenario()
     except Exception:

@@ -68,6 +68,14 @@ def scenario(run: dict[str, Any], name: str) -> dict[str, Any]:
     return result
 
 
+def test_the_procedure_is_in_the_artistic_filters_next_to_deep_dream(animation_run):
+    result = scenario(animation_run, "registration")
+    assert result["label"] == "Deep Dream _Animation…" and result["paths"] == ["<Image>/Filters/Artistic"]
+    assert result["arguments"] == ["run-mode", "image", "drawables", "preset", "frames", "iterations", "zoom",
+                                   "rotate", "pan-x", "pan-y", "blend", "frame-ms", "max-size", "seed", "endpoint"]
+    assert result["returns"] == ["image"]
+
+
 def test_each_frame_is_a_top_level_layer_of_a_new_image_named_for_playback(animation_run):
     result = scenario(animation_run, "frames")
     assert result["status"] == "success"

@@ -65,7 +65,7 @@ def test_frames_come_in_order_and_each_continues_the_last_under_the_motion(engin
     for (_, before), (_, after) in itertools.pairwise(frames):
         continued = np.abs(moved(before, TURN) - after).mean()
         unmoved = np.abs(before.astype(np.float32) - after).mean()
-        assert continued * 2 < unmoved, (continued, unmoved)
+        assert continued * 4 < unmoved, (continued, unmoved)  # measured: 3.3–3.7 against 38–44
 
 
 def test_same_seed_same_frames_another_seed_others(engine):

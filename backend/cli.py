@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,6 +86,8 @@ def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
 
         dream.set_defaults(**dict.fromkeys((*RECIPE_OPTIONS, "weights"), UNTYPED))
 
+    animate_parser(commands, engine_options)
+
     presets = commands.add_parser("presets", help="print the presets as JSON")
     presets.add_argument("--presets", type=Path, metavar="FILE", help="user presets JSON file")
 
@@ -103,6 +106,37 @@ def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
     keys.add_argument("--client", action="append", metavar="NAME",
                       help="a client to create keys for (repeatable; default: laptop, when DIR has no keys yet)")
     return parser
+
+
+def animate_parser(commands: argparse._SubParsersAction, engine_options: Callable[..., None]) -> None:
+    """`animate`: frames of a dream animation as PNGs, then an animated WebP (and GIF) of them all."""
+    animate = commands.add_parser(
+        "animate", help="dream an animation into PREFIX_frame_{k}.png and PREFIX.webp",
+        description="Dream an animation: frame 0 is INPUT dreamt, each next frame the last one zoomed, turned and "
+                    "panned, then dreamt again. Writes PREFIX_frame_{k}.png (k = 0..N-1) as each is made, then the "
+                    "animated PREFIX.webp (and PREFIX.gif with --gif).")
+    animate.add_argument("input", type=Path, help="image to start from (PNG, JPEG, …)")
+    animate.add_argument("prefix", help="prefix of the output files")
+    animate.add_argument("--frames", type=_positive, required=True, help="number of frames")
+    animate.add_argument("--zoom", type=float, default=1.0,
+                         help="zoom per frame about the centre: over 1 zooms in, under 1 out (default: %(default)s)")
+    animate.add_argument("--rotate", type=float, default=0.0, metavar="DEG",
+                         help="degrees turned per frame, counter-clockwise (default: %(default)s)")
+    animate.add_argument("--pan", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),
+                         help="pixels moved per frame, x right and y down (default: 0 0)")
+    animate.add_argument("--centre", type=float, nargs=2, default=None, metavar=("X", "Y"),
+                         help="the point zoomed and turned about, in pixels (default: the image's centre)")
+    animate.add_argument("--blend", type=float, default=0.0,
+                         help="how much of the moved source each frame starts from, 0–1 (default: 0, pure feedback)")
+    animate.add_argument("--iterations", type=_positive, default=3, help="iterations per frame (default: %(default)s)")
+    animate.add_argument("--preset", default="doggos", help="preset name (default: %(default)s; see `presets`)")
+    animate.add_argument("--seed", type=_non_negative, default=None, help="random seed (same seed, same animation)")
+    animate.add_argument("--max-size", type=_non_negative, default=0,
+                         help="dream on a copy whose longer side is at most this, scaled back (0 = full size)")
+    animate.add_argument("--frame-ms", type=_positive, default=100,
+                         help="how long each frame shows in the animated files, in ms (default: %(default)s)")
+    animate.add_argument("--gif", action="store_true", help="write PREFIX.gif as well")
+    engine_options(animate)
 
 
 def serve_options(serve: argparse.ArgumentParser) -> None:
@@ -145,7 +179,7 @@ def _non_negative(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    handlers = {"serve": serve, "dream": dream, "presets": presets, "bench": bench, "keys": keys}
+    handlers = {"serve": serve, "dream": dream, "presets": presets, "bench": bench, "keys": keys, "animate": animate}
     if args.command == "dream":  # which options were typed, for --recipe
         args.typed = {name for name, value in vars(build_parser(True).parse_args(argv)).items()
                       if value is not UNTYPED}
@@ -357,3 +391,73 @@ def keys(args: argparse.Namespace) -> int:
           f"Copy {args.directory / (SERVER + '.key')} and a client's pair from {args.directory / CLIENTS} "
           "to that client (README: Dreaming on a GPU machine from a laptop).", file=sys.stderr)
     return 0
+
+
+def animate(args: argparse.Namespace) -> int:
+    """`animate`: the request is checked as the wire checks an `animate` one, before VGG16 loads."""
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    from backend.core.animation import Motion
+    from backend.core.dream import Cancelled, Diverged
+    from backend.progress import ProgressBar
+
+    try:
+        with Image.open(args.input) as image:
+            image.load()
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
+        return 1
+    pixels = np.asarray(to_rgba8(image))
+    alpha = pixels[..., 3] if image.has_transparency_data else None
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    header = protocol.animate_request("cli", image.width, image.height, 4, args.preset, args.iterations, args.frames,
+                                      args.zoom, args.rotate, tuple(args.pan), args.centre, args.blend, seed=seed,
+                                      max_size=args.max_size)
+    try:
+        request = protocol.parse_animate(header, pixels.tobytes(), protocol.MAX_REQUEST_PIXELS)
+        engine = _engine(args)
+        settings = engine.settings(args.preset, {})
+    except protocol.ProtocolError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    motion = Motion(request.zoom, request.rotate, request.pan, request.centre)
+    bar = ProgressBar(args.frames * args.iterations)
+    print(f"Animating {args.input} ({image.width}×{image.height}) with {args.preset}: {args.frames} frames of "
+          f"{args.iterations} iteration{'s' if args.iterations != 1 else ''}, zoom {request.zoom:g}, rotate "
+          f"{request.rotate:g}°, pan {request.pan[0]:g} {request.pan[1]:g}, seed {seed}", file=sys.stderr)
+    Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    frames: list[Image.Image] = []
+    steps = engine.animate_rgb(
+        pixels[..., :3], settings, args.frames, args.iterations, motion, seed, args.max_size, request.blend,
+        lambda frame, iteration, evaluation, loss: bar.evaluation(frame * args.iterations + iteration, evaluation,
+                                                                  loss))
+    status = 0
+    try:
+        for index, loss, rgb in steps:
+            frames.append(Image.fromarray(np.dstack([rgb, alpha]) if alpha is not None else rgb))
+            name = f"{args.prefix}_frame_{index}.png"
+            frames[-1].save(name)
+            bar.iteration(f"frame {index + 1}/{args.frames}: loss {loss:,.1f}, {time.monotonic() - started:.1f} s "
+                          f"→ {name}")
+    except Diverged as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        status = 1
+    except (KeyboardInterrupt, Cancelled):
+        print(f"\ninterrupted: the animated files get the {len(frames)} frames made", file=sys.stderr)
+        status = 130
+    for path in [Path(f"{args.prefix}.webp")] + ([Path(f"{args.prefix}.gif")] if args.gif else []):
+        if frames:
+            save_animation(frames, path, args.frame_ms)
+            print(f"{len(frames)} frames, {args.frame_ms} ms each → {path}", file=sys.stderr)
+    print(f"{len(frames)} frames in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return status
+
+
+def save_animation(frames: list[Image.Image], path: Path, frame_ms: int) -> None:
+    """An animated WebP or GIF (by the suffix) of all frames, looping forever."""
+    options = {"lossless": False, "quality": 85, "method": 4} if path.suffix == ".webp" else {"disposal": 1}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0, **options)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from backend.core import imaging
+from backend.core.animation import FrameEvaluationCallback, Motion, animate
 from backend.core.dream import Diverged, LossAndGradient, Octaves, dream
 from backend.core.loss import DreamLoss
 from backend.core.model import device_name, load_vgg16, resolve_weights, share_gpus
@@ -62,6 +63,7 @@ MAX_TRACED = 16  # layer sets whose sub-model and traced loss are kept; a client
 
 EvaluationCallback = Callable[[int, int, float], None]
 IterationCallback = Callable[[int, float, bytes], None]
+FrameCallback = Callable[[int, float, bytes], None]  # (frame, loss, pixels)
 
 
 class Engine:
@@ -191,3 +193,51 @@ class Engine:
                 on_iteration(index, loss, imaging.to_bytes(image, alpha))
         except Diverged as exc:
             raise protocol.ProtocolError(protocol.E_DIVERGED, str(exc), request.job) from None
+
+    def animate_rgb(
+        self,
+        rgb: np.ndarray,
+        settings: Preset,
+        frames: int,
+        iterations: int,
+        motion: Motion,
+        seed: int,
+        max_size: int = 0,
+        blend: float = 0.0,
+        on_evaluation: FrameEvaluationCallback = lambda frame, iteration, evaluation, loss: None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[tuple[int, float, np.ndarray]]:
+        """(frame, loss, H×W×3 uint8 RGB at the input's size) as each frame is finished (backend/core/
+        animation.py). The motion is in the input's pixels; the frames feed back at the dreamt size."""
+        height, width = rgb.shape[:2]
+        dream_width, dream_height = protocol.dream_size(width, height, max_size)
+        x0 = preprocess(imaging.resize(rgb, dream_width, dream_height))
+        for frame in animate(
+            self.loss_for(settings), x0, frames, iterations, motion.scaled(dream_width / width), settings.jitter,
+            seed, Octaves(settings.octaves, settings.octave_scale), protocol.MIN_SIDE, max_step=settings.max_step,
+            blend=blend, on_evaluation=on_evaluation, should_stop=should_stop,
+        ):
+            yield frame.index, frame.loss, imaging.resize(deprocess(frame.image), width, height)
+
+    def run_animation(
+        self,
+        request: protocol.AnimateRequest,
+        pixels: bytes,
+        seed: int,
+        on_evaluation: FrameEvaluationCallback,
+        on_frame: FrameCallback,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Animate one validated request, reporting every evaluation and every frame's pixels (the
+        source's alpha, if any, on every frame)."""
+        dream_request = request.dream
+        settings = self.settings(dream_request.preset, dream_request.params, dream_request.job)
+        rgb, alpha = imaging.from_bytes(pixels, dream_request.width, dream_request.height, dream_request.channels)
+        motion = Motion(request.zoom, request.rotate, request.pan, request.centre)
+        frames = self.animate_rgb(rgb, settings, request.frames, dream_request.iterations, motion, seed,
+                                  dream_request.max_size, request.blend, on_evaluation, should_stop)
+        try:
+            for index, loss, image in frames:
+                on_frame(index, loss, imaging.to_bytes(image, alpha))
+        except Diverged as exc:
+            raise protocol.ProtocolError(protocol.E_DIVERGED, str(exc), dream_request.job) from None

@@ -38,10 +38,12 @@ VALUES: list[Any] = [None, True, False, 0, 1, -1, 2, 8, 3.5, -0.0, 1e308, -1e308
                      "8", "x" * 300, "doggos", "tiny", "nightmare", "block1_conv1", "block9_conv9", [], [8], {},
                      {"block1_conv1": 0.05}, {"block9_conv9": 1}, {"block1_conv1": -1}, {"block1_conv1": "lots"},
                      {"features": {"block1_conv1": 0.05}}, {"features": {"block1_conv2": 1000}}, {"jitter": 300},
-                     {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300}, 1000, 1001]
+                     {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300}, 1000, 1001,
+                     0.4, 181, [1, 2], [-1e5, 0], [0, 0, 0], [None, 1]]
 FIELDS = ["type", "job", "protocol", "width", "height", "channels", "preset", "iterations", "params", "seed",
-          "max_size", "extra"]
-TYPES = ["hello", "presets", "dream", "cancel", "Dream", "", "iteration", "done", "error", "accepted"]
+          "max_size", "extra", "frames", "zoom", "rotate", "pan", "centre", "blend"]
+TYPES = ["hello", "presets", "dream", "cancel", "Dream", "", "iteration", "done", "error", "accepted", "animate",
+         "frame"]
 
 
 def memory(pid: int) -> int:
@@ -61,6 +63,7 @@ class Fuzzer:
         self.ended: set[Any] = set()
         self.outcomes: dict[str, int] = {}
         self.sent = 0
+        self.frames = 0  # `frame` events of the animations that ran
 
     # ---- making messages ---------------------------------------------------------------------------
 
@@ -69,13 +72,17 @@ class Fuzzer:
         return f"fuzz-{self.counter}"
 
     def valid(self) -> tuple[dict[str, Any], bytes | None]:
-        kind = self.rng.choice(["hello", "presets", "dream", "dream", "cancel"])
+        kind = self.rng.choice(["hello", "presets", "dream", "dream", "animate", "cancel"])
         if kind == "hello":
             return protocol.hello_request(), None
         if kind == "presets":
             return protocol.presets_request(), None
         if kind == "cancel":
             return protocol.cancel_request(self.new_job()), None
+        if kind == "animate":
+            return protocol.animate_request(self.new_job(), SIDE, SIDE, 3, "tiny", 1, self.rng.randint(1, 3),
+                                            zoom=1.05, rotate=self.rng.uniform(-10, 10), pan=(1, -1), blend=0.2,
+                                            params={"features": {"block1_conv1": 0.05}}), PIXELS
         return protocol.dream_request(self.new_job(), SIDE, SIDE, 3, self.rng.choice(["tiny", "doggos"]), 1,
                                       {"features": {"block1_conv1": 0.05}}, seed=self.rng.randrange(100)), PIXELS
 
@@ -172,6 +179,7 @@ class Fuzzer:
             self._note(message[0])
 
     def _note(self, header: dict[str, Any]) -> None:
+        self.frames += header["type"] == protocol.FRAME
         if header["type"] == protocol.ERROR:
             assert header.get("code") in protocol.ERROR_CODES, header
             assert isinstance(header.get("message"), str) and header["message"], header
@@ -229,10 +237,12 @@ def test_fuzz(fuzzed):
         after = memory(fuzzed.process.pid)
         dream(client, "after-fuzz", width=24, height=16, iterations=2)
         events = events_until_end(client, "after-fuzz")
-    print(f"\nfuzz: {fuzzer.sent} messages in {elapsed:.1f} s; backend RSS {before / 2**20:.0f} MB before, "
+    print(f"\nfuzz: {fuzzer.sent} messages in {elapsed:.1f} s, {fuzzer.frames} animation frames; backend RSS "
+          f"{before / 2**20:.0f} MB before, "
           f"{after / 2**20:.0f} MB after; answers: {dict(sorted(fuzzer.outcomes.items()))}")
     assert fuzzer.sent >= MESSAGES and elapsed < WALL_LIMIT_S
     assert after - before < MEMORY_GROWTH_LIMIT
     assert events[-1][0]["type"] == "done" and len([e for e in events if e[0]["type"] == "iteration"]) == 2
     assert fuzzer.outcomes.get("accepted:", 0) > 50 and fuzzer.outcomes.get("error:queue_full", 0) > 0
+    assert fuzzer.frames > 10  # animations were accepted and ran among the rest
     assert fuzzed.process.poll() is None

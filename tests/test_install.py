@@ -54,6 +54,7 @@ def test_install_is_idempotent_and_uninstall_removes_only_ours(tmp_path):
         assert all(line.startswith("[install] ") for line in result.stdout.splitlines()), result.stdout
     plugin = profile / "plug-ins" / "deep_dream"
     assert os.access(plugin / "deep_dream.py", os.X_OK)
+    assert (plugin / "animation.py").read_text() == (ROOT / "gimp_plugin" / "deep_dream" / "animation.py").read_text()
     assert (plugin / "wire" / "protocol.py").read_text() == (ROOT / "wire" / "protocol.py").read_text()
     assert (plugin / "recipes.py").read_text() == (ROOT / "gimp_plugin" / "deep_dream" / "recipes.py").read_text()
     assert (plugin / "wire" / "recipe.py").read_text() == (ROOT / "wire" / "recipe.py").read_text()

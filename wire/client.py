@@ -209,5 +209,12 @@ class Client:
         self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size),
                   pixels)
 
+    def animate(self, job: str | int, pixels: bytes, width: int, height: int, channels: int, preset: str,
+                iterations: int, frames: int, **animation: Any) -> None:
+        """Submit a dream animation (protocol.animate_request's keywords: zoom, rotate, pan, centre, blend,
+        params, seed, max_size); its events (accepted, progress, frame, done, …) arrive through receive()."""
+        self.send(protocol.animate_request(job, width, height, channels, preset, iterations, frames, **animation),
+                  pixels)
+
     def cancel(self, job: str | int) -> None:
         self.send(protocol.cancel_request(job))

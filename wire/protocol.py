@@ -23,12 +23,14 @@ HELLO = "hello"
 PRESETS = "presets"
 DREAM = "dream"
 CANCEL = "cancel"
+ANIMATE = "animate"  # a dream animation: frames streamed one by one (docs/protocol.md, Animations)
 # Replies and events (server → client).
 ACCEPTED = "accepted"
 QUEUED = "queued"
 STARTED = "started"
 PROGRESS = "progress"
 ITERATION = "iteration"
+FRAME = "frame"  # an animation's finished frame, with its pixels
 DONE = "done"
 CANCELLED = "cancelled"
 ERROR = "error"
@@ -72,6 +74,13 @@ MAX_HEADER_BYTES = 65_536  # a request's frame 1 is a few hundred bytes: more is
 # peer that sends more, without a reply, so `hello` reports the backend's value and the client checks first.
 MAX_MESSAGE_BYTES = MAX_REQUEST_PIXELS * 4
 MAX_QUEUE = 8  # jobs waiting behind the running one (each holds its pixels in memory)
+# Animations: every frame comes back whole, so the client holds frames × width × height pixels (GIMP as
+# layers); and every frame is a dream, so frames × iterations is the CPU it ties up.
+MAX_FRAMES = 1000
+MAX_ANIMATION_PIXELS = 100_000_000  # frames × the request's width × height: 400 MB of RGBA layers
+MAX_ANIMATION_ITERATIONS = 10_000  # frames × iterations per frame
+MAX_ZOOM = 2.0  # per frame, and at least 1 / MAX_ZOOM
+MAX_PAN = 10_000.0  # pixels per frame, either way
 
 
 class ProtocolError(Exception):
@@ -318,3 +327,88 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
     if seed is not None:
         seed = _int_field(header, "seed", job, 0)
     return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size)
+
+
+# ---- animations (additive: an older client never sends `animate`, so never gets `frame`) -------------
+
+
+def animate_request(
+    job: str | int, width: int, height: int, channels: int, preset: str, iterations: int, frames: int,
+    zoom: float = 1.0, rotate: float = 0.0, pan: tuple[float, float] = (0.0, 0.0),
+    centre: tuple[float, float] | None = None, blend: float = 0.0, params: dict[str, Any] | None = None,
+    seed: int | None = None, max_size: int = 0,
+) -> dict[str, Any]:
+    """A dream request's fields (iterations are per frame) plus the animation's."""
+    header = dream_request(job, width, height, channels, preset, iterations, params, seed, max_size)
+    header |= {"type": ANIMATE, "frames": frames, "zoom": zoom, "rotate": rotate, "pan": list(pan), "blend": blend}
+    return header | ({"centre": list(centre)} if centre is not None else {})
+
+
+def frame(job: Any, index: int, frames: int, loss: float, width: int, height: int, channels: int) -> dict[str, Any]:
+    """Header of an animation's finished frame (0-based `frame` of `frames`); its pixels go in the second frame."""
+    return {"type": FRAME, "job": job, "frame": index, "frames": frames, "loss": loss, "width": width,
+            "height": height, "channels": channels}
+
+
+def frame_progress(job: Any, index: int, iteration: int, evaluation: int, loss: float) -> dict[str, Any]:
+    """An animation's `progress`: a dream's, with the 0-based frame it is in."""
+    return progress(job, iteration, evaluation, loss) | {"frame": index}
+
+
+@dataclass(frozen=True)
+class AnimateRequest:
+    """A validated `animate` request: its dream fields (iterations per frame) and how the frames move."""
+
+    dream: DreamRequest
+    frames: int
+    zoom: float = 1.0
+    rotate: float = 0.0
+    pan: tuple[float, float] = (0.0, 0.0)
+    centre: tuple[float, float] | None = None
+    blend: float = 0.0
+
+
+def signed_number(value: Any, name: str, job: Any, limit: float) -> float:
+    """A JSON number in −limit..limit, else ProtocolError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(E_BAD_REQUEST, f'"{name}" must be a number', job)
+    if not (math.isfinite(value) and -limit <= value <= limit):
+        raise ProtocolError(E_BAD_REQUEST, f'"{name}" must be a number from {-limit:g} to {limit:g}, got {value}', job)
+    return float(value)
+
+
+def _point(header: dict[str, Any], name: str, job: Any, check: Any) -> tuple[float, float] | None:
+    value = header.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ProtocolError(E_BAD_REQUEST, f'"{name}" must be a list of two numbers [x, y]', job)
+    return check(value[0], f"{name}[0]"), check(value[1], f"{name}[1]")
+
+
+def parse_animate(header: dict[str, Any], pixels: bytes | None, max_pixels: int,
+                  max_animation_pixels: int = MAX_ANIMATION_PIXELS) -> AnimateRequest:
+    """Validate an `animate` request: its dream fields as parse_dream does, then the animation's. The
+    frame count and its limits come before the pixels are looked at."""
+    job = job_id(header)
+    frames = _int_field(header, "frames", job, 1)
+    if frames > MAX_FRAMES:
+        raise ProtocolError(E_TOO_LARGE, f'"frames" may be at most {MAX_FRAMES:,}, got {frames:,}', job)
+    width, height = _int_field(header, "width", job, 1), _int_field(header, "height", job, 1)
+    if frames * width * height > max_animation_pixels:
+        raise ProtocolError(E_TOO_LARGE, f"{frames:,} frames of {width}×{height} are {frames * width * height:,} "
+                            f"pixels; an animation may have at most {max_animation_pixels:,}: fewer frames or a "
+                            "smaller layer", job)
+    request = parse_dream(header, pixels, max_pixels)
+    if frames * request.iterations > MAX_ANIMATION_ITERATIONS:
+        raise ProtocolError(E_TOO_LARGE, f"{frames:,} frames × {request.iterations:,} iterations is over the "
+                            f"{MAX_ANIMATION_ITERATIONS:,} iterations an animation may take", job)
+    zoom = bounded_number(header.get("zoom", 1.0), "zoom", job, MAX_ZOOM)
+    if zoom < 1 / MAX_ZOOM:
+        raise ProtocolError(E_BAD_REQUEST, f'"zoom" must be from {1 / MAX_ZOOM:g} to {MAX_ZOOM:g}, got {zoom}', job)
+    rotate = signed_number(header.get("rotate", 0.0), "rotate", job, 180.0)
+    pan = _point(header, "pan", job, lambda value, name: signed_number(value, name, job, MAX_PAN)) or (0.0, 0.0)
+    centre = _point(header, "centre", job, lambda value, name: bounded_number(
+        value, name, job, float(width if name.endswith("[0]") else height)))
+    blend = bounded_number(header.get("blend", 0.0), "blend", job, 1.0)
+    return AnimateRequest(request, frames, zoom, rotate, pan, centre, blend)

@@ -58,6 +58,16 @@ class DreamEngine(Protocol):
         should_stop: Callable[[], bool],
     ) -> None: ...
 
+    def run_animation(
+        self,
+        request: protocol.AnimateRequest,
+        pixels: bytes,
+        seed: int,
+        on_evaluation: Callable[[int, int, int, float], None],
+        on_frame: Callable[[int, float, bytes], None],
+        should_stop: Callable[[], bool],
+    ) -> None: ...
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -83,6 +93,7 @@ class Job:
     pixels: bytes
     seed: int
     stop: threading.Event = field(default_factory=threading.Event)
+    animation: protocol.AnimateRequest | None = None  # an `animate` job; `request` is its dream part
 
     @property
     def key(self) -> tuple[bytes, Any]:
@@ -181,7 +192,7 @@ class Server:
         elif kind == protocol.PRESETS:
             presets, problem = self.engine.presets()
             self._send(client, protocol.presets_reply({name: p.to_json() for name, p in presets.items()}, problem))
-        elif kind == protocol.DREAM:
+        elif kind in (protocol.DREAM, protocol.ANIMATE):
             self._accept(client, header, pixels)
         elif kind == protocol.CANCEL:
             self._cancel(client, protocol.job_id(header))
@@ -199,7 +210,12 @@ class Server:
         self._send(client, protocol.hello_reply(self.version, self.engine.info() | limits))
 
     def _accept(self, client: bytes, header: dict[str, Any], pixels: bytes | None) -> None:
-        request = protocol.parse_dream(header, pixels, self.engine.max_pixels)
+        animation = None
+        if header["type"] == protocol.ANIMATE:
+            animation = protocol.parse_animate(header, pixels, self.engine.max_pixels)
+            request = animation.dream
+        else:
+            request = protocol.parse_dream(header, pixels, self.engine.max_pixels)
         settings = self.engine.settings(request.preset, request.params, request.job)  # unknown preset/layer: now
         if self._find(client, request.job) is not None:
             raise protocol.ProtocolError(
@@ -210,7 +226,7 @@ class Server:
                 protocol.E_QUEUE_FULL, f"{len(self.waiting)} dreams are waiting already, the most this backend "
                 "queues: try again when one has finished", request.job)
         seed = request.seed if request.seed is not None else random.randrange(2**31)
-        job = Job(client, request, pixels or b"", seed)
+        job = Job(client, request, pixels or b"", seed, animation=animation)
         position = len(self.waiting) + (1 if self.running else 0)
         self.waiting.append(job)
         log.info("job %r accepted at position %d (%d×%d, %s)", request.job, position, request.width,
@@ -303,7 +319,10 @@ class Server:
 
         emit(protocol.started(job_id))
         try:
-            self.engine.run(job.request, job.pixels, job.seed, on_evaluation, on_iteration, job.stop.is_set)
+            if job.animation is not None:
+                self._run_animation(job, emit)
+            else:
+                self.engine.run(job.request, job.pixels, job.seed, on_evaluation, on_iteration, job.stop.is_set)
         except protocol.ProtocolError as exc:
             emit(protocol.error(job_id, exc.code, exc.message))
         except Exception as exc:
@@ -315,3 +334,17 @@ class Server:
                 emit(protocol.error(job_id, protocol.E_INTERNAL, f"the dream failed: {exc}"))
         else:
             emit(protocol.done(job_id))
+
+    def _run_animation(self, job: Job, emit: Callable[..., None]) -> None:
+        """An `animate` job: progress with its frame, and each finished frame's pixels as soon as it is made."""
+        request, animation = job.request, job.animation
+        assert animation is not None
+
+        def on_evaluation(frame: int, iteration: int, evaluation: int, loss: float) -> None:
+            emit(protocol.frame_progress(request.job, frame, iteration, evaluation, loss))
+
+        def on_frame(frame: int, loss: float, pixels: bytes) -> None:
+            emit(protocol.frame(request.job, frame, animation.frames, loss, request.width, request.height,
+                                request.channels), pixels)
+
+        self.engine.run_animation(animation, job.pixels, job.seed, on_evaluation, on_frame, job.stop.is_set)

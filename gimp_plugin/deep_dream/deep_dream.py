@@ -29,6 +29,7 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored pyzmq, then wire/ and our modules
 
+import animation  # noqa: E402  (the second procedure: Deep Dream Animation)
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
 import layers  # noqa: E402
 import recipes  # noqa: E402
@@ -54,11 +55,13 @@ class DeepDream(Gimp.PlugIn):
     def do_init_procedures(self) -> list[str]:
         # init, not query: GIMP asks at every start instead of caching the answer until the plug-in file
         # changes, so the preset list follows the user's presets.
-        return [PROCEDURE, AGAIN]
+        return [PROCEDURE, AGAIN, animation.PROCEDURE]
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
         if name == AGAIN:
             return again_procedure(self, name)
+        if name == animation.PROCEDURE:
+            return animation.create_procedure(self, name, run_animation)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -126,6 +129,12 @@ def run(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, dr
     except Exception:
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       f"Deep Dream failed unexpectedly:\n{traceback.format_exc()}")
+
+
+def run_animation(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
+                  drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig, data: object) -> Gimp.ValueArray:
+    """Deep Dream Animation's entry point: animation.py, with this module's shared helpers."""
+    return animation.run(sys.modules[__name__], procedure, run_mode, image, drawables, config)
 
 
 def finish(procedure: Gimp.Procedure, status: Gimp.PDBStatusType, message: str | None = None) -> Gimp.ValueArray:

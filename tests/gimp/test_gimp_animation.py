@@ -1,0 +1,119 @@
+"""Deep Dream Animation in a real GIMP 3 against a real backend: the frames become layers of a new image, and
+GIMP's own GIF and WebP exporters make an animation of them with the timing in the layers' names.
+
+One GIMP start runs tests/gimp/batch_animation.py (fed to python-fu-eval on stdin); the files it exports are
+read here with Pillow. Skipped without GIMP 3 unless CI=true, as tests/gimp/test_gimp_plugin.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.core.animation import Motion, warp
+from tests.conftest import ROOT, BackendProcess
+from tests.gimp.test_gimp_plugin import GIMP_TIMEOUT_S, PASS_ENV, TOOL, gimp_root  # noqa: F401  (a fixture)
+
+BATCH = Path(__file__).with_name("batch_animation.py")
+FRAMES = 4
+FRAME_MS = 80
+WIDTH, HEIGHT = 48, 40
+MOTION = Motion(zoom=1.15, rotate=6.0, pan=(1.0, -1.0))  # what batch_animation.py asks for
+
+
+@pytest.fixture(scope="module")
+def animation_run(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # noqa: F811
+    work = Path(tempfile.mkdtemp(prefix="deep-dream-gimp-animation-", dir=gimp_root / "tmp"))
+    inside = "/" + str(work.relative_to(gimp_root))
+    backend = BackendProcess(tmp_path_factory.mktemp("animation-backend"))
+    try:
+        (work / "config").mkdir()
+        subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(work / "profile"), "--skip-backend",
+                        "--no-dream"], check=True, capture_output=True, cwd=ROOT)
+        config = {"out": inside, "endpoint": backend.endpoint, "frames": FRAMES, "frame_ms": FRAME_MS}
+        (work / "config.json").write_text(json.dumps(config))
+        env = dict(os.environ, GIMP3_PASS_ENV=" ".join(PASS_ENV), GIMP3_DIRECTORY=f"{inside}/profile",
+                   GIMP3_CACHEDIR=f"{inside}/cache", DEEP_DREAM_ENDPOINT=backend.endpoint,
+                   DEEP_DREAM_CONFIG_DIR=f"{inside}/config", XDG_CACHE_HOME=f"{inside}/xdg-cache",
+                   DD_TEST_CONFIG=f"{inside}/config.json")
+        gimp = subprocess.run(
+            [str(TOOL), "run", "--", "gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
+             "-b", "-", "--quit"],
+            input=BATCH.read_text(), capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
+        )
+        output = gimp.stdout + gimp.stderr
+        report_file = work / "report.json"
+        assert gimp.returncode == 0 and report_file.exists(), f"GIMP failed ({gimp.returncode}):\n{output[-6000:]}"
+        yield {"report": json.loads(report_file.read_text()), "work": work, "output": output}
+    finally:
+        backend.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scenario(run: dict[str, Any], name: str) -> dict[str, Any]:
+    result = run["report"]["scenarios"][name]
+    assert "exception" not in result, result["exception"] + run["output"][-3000:]
+    return result
+
+
+def test_the_procedure_is_in_the_artistic_filters_next_to_deep_dream(animation_run):
+    result = scenario(animation_run, "registration")
+    assert result["label"] == "Deep Dream _Animation…" and result["paths"] == ["<Image>/Filters/Artistic"]
+    assert result["arguments"] == ["run-mode", "image", "drawables", "preset", "frames", "iterations", "zoom",
+                                   "rotate", "pan-x", "pan-y", "blend", "frame-ms", "max-size", "seed", "endpoint"]
+    assert result["returns"] == ["image"]
+
+
+def test_each_frame_is_a_top_level_layer_of_a_new_image_named_for_playback(animation_run):
+    result = scenario(animation_run, "frames")
+    assert result["status"] == "success"
+    assert result["new_images"] == 1 and result["returned"] == result["made"][0]  # the image is returned
+    assert result["source_layers"] == ["source"]  # the source image is untouched
+    assert result["size"] == [WIDTH, HEIGHT]
+    names = [layer["name"] for layer in result["layers"]]
+    assert names == [f"Frame {k} ({FRAME_MS}ms) (replace)" for k in range(FRAMES, 0, -1)]  # first frame lowest
+    assert all(not layer["group"] and layer["size"] == [WIDTH, HEIGHT] and layer["offsets"] == [0, 0]
+               for layer in result["layers"])
+
+
+def test_the_frame_layers_continue_one_another_under_the_motion(animation_run):
+    layers = scenario(animation_run, "frames")["pixels"][::-1]  # first frame first
+    images = [np.frombuffer(base64.b64decode(data), np.uint8).reshape(HEIGHT, WIDTH, 3) for data in layers]
+    step = MOTION.matrix(WIDTH, HEIGHT)
+    wrong_way = Motion(zoom=MOTION.zoom, rotate=-MOTION.rotate, pan=(-MOTION.pan[0], -MOTION.pan[1]))
+    for before, after in itertools.pairwise(images):
+        continued = np.abs(warp(before.astype(np.float32), step) - after).mean()
+        unmoved = np.abs(before.astype(np.float32) - after).mean()
+        turned_back = np.abs(warp(before.astype(np.float32), wrong_way.matrix(WIDTH, HEIGHT)) - after).mean()
+        assert continued < unmoved and continued < turned_back, (continued, unmoved, turned_back)
+
+
+@pytest.mark.parametrize("kind", ["gif", "webp"])
+def test_gimps_own_exporter_makes_an_animation_of_every_frame_with_their_delay(animation_run, kind):
+    result = scenario(animation_run, "frames")
+    with Image.open(animation_run["work"] / result[kind]) as exported:
+        assert exported.n_frames == FRAMES and exported.size == (WIDTH, HEIGHT)
+        delays = []
+        for index in range(FRAMES):
+            exported.seek(index)
+            exported.load()
+            delays.append(exported.info["duration"])
+    assert delays == [FRAME_MS] * FRAMES  # from the layer names: the export's own default is 500
+
+
+def test_several_layers_are_refused_and_no_image_is_made(animation_run):
+    result = scenario(animation_run, "two_layers")
+    assert result["status"] == "calling-error" and "exactly one" in result["message"]
+    assert result["new_images"] == 0

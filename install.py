@@ -354,7 +354,7 @@ def remove_backend() -> None:
 
 def first_dream() -> None:
     say(f"a first dream: {FIRST_DREAM_ITERATIONS} iterations of the {FIRST_DREAM_PRESET} preset on "
-        "samples/chelsea.png at 256 px (about half a minute)")
+        "samples/chelsea.png at 256 px (about a minute)")
     with step("dream the first dream"):
         run([str(venv_python()), "-m", "backend", "dream", str(SAMPLE), str(FIRST_DREAM_PREFIX),
              "--preset", FIRST_DREAM_PRESET, "--iterations", str(FIRST_DREAM_ITERATIONS), "--max-size", "256",

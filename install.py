@@ -39,6 +39,10 @@ PYZMQ_HINT = ("the plug-in works without it, with its standard-library ZeroMQ cl
               "for pyzmq, install python3-zmq for GIMP's Python or re-run with network")
 SAMPLE = ROOT / "samples" / "chelsea.png"
 FIRST_DREAM_PREFIX = ROOT / "dreams" / "chelsea"
+# The plug-in's default preset and iterations (gimp_plugin/deep_dream/choices.py, deep_dream.py): the first
+# dream shows what a first run in GIMP gives. Not the CLI's default silently: tests/test_default_preset.py.
+FIRST_DREAM_PRESET = "dreamy"
+FIRST_DREAM_ITERATIONS = 10
 
 EPILOG = f"""\
 where the plug-in goes (each as plug-ins/{PLUGIN_NAME}/): every GIMP 3 profile found, i.e. Linux
@@ -349,11 +353,14 @@ def remove_backend() -> None:
 
 
 def first_dream() -> None:
-    say("a first dream: 3 iterations on samples/chelsea.png at 256 px (about half a minute)")
+    say(f"a first dream: {FIRST_DREAM_ITERATIONS} iterations of the {FIRST_DREAM_PRESET} preset on "
+        "samples/chelsea.png at 256 px (about a minute)")
     with step("dream the first dream"):
         run([str(venv_python()), "-m", "backend", "dream", str(SAMPLE), str(FIRST_DREAM_PREFIX),
-             "--iterations", "3", "--max-size", "256", "--seed", "1"], cwd=ROOT)
-    say(f"the iterations are in {FIRST_DREAM_PREFIX.parent}/ ({FIRST_DREAM_PREFIX.name}_at_iteration_0..2.png)")
+             "--preset", FIRST_DREAM_PRESET, "--iterations", str(FIRST_DREAM_ITERATIONS), "--max-size", "256",
+             "--seed", "1"], cwd=ROOT)
+    last = FIRST_DREAM_ITERATIONS - 1
+    say(f"the iterations are in {FIRST_DREAM_PREFIX.parent}/ ({FIRST_DREAM_PREFIX.name}_at_iteration_0..{last}.png)")
 
 
 # ---- the whole -----------------------------------------------------------------------------------

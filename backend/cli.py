@@ -64,7 +64,7 @@ def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
                                 description="Dream an image file; writes PREFIX_at_iteration_{i}.png, i = 0..N-1.")
     dream.add_argument("input", type=Path, help="image to dream (PNG, JPEG, …)")
     dream.add_argument("prefix", help="prefix of the output files")
-    dream.add_argument("--preset", default="doggos", help="preset name (default: %(default)s; see `presets`)")
+    dream.add_argument("--preset", default="dreamy", help="preset name (default: %(default)s; see `presets`)")
     dream.add_argument("--iterations", type=_positive, default=10, help="iterations (default: %(default)s)")
     dream.add_argument("--seed", type=_non_negative, default=None, help="random seed for the jitter (reproducible)")
     dream.add_argument("--max-size", type=_non_negative, default=0,

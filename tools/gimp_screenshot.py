@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Screenshot of GIMP 3 (GUI) after a Deep Dream run: docs/screenshot-gimp.png.
 
-    sudo python3 tools/gimp_screenshot.py [--preset tiny] [--iterations 3] [--output docs/screenshot-gimp.png]
+    sudo python3 tools/gimp_screenshot.py [--preset dreamy] [--iterations 10] [--width 400] [--output FILE.png]
 
 Everything is real: a backend from the repo's .venv on the host, the plug-in installed by install.py into a
 throw-away profile, and GIMP's GUI on an Xvfb screen, both inside the GIMP 3 root of tools/gimp3_root.sh
 (the root shares the host's network). GIMP opens samples/chelsea.png scaled down, shows it, and runs
 Filters ▸ Artistic ▸ Deep Dream the way Filters ▸ Repeat does (RUN_WITH_LAST_VALS, with the settings
-given here written as the last values): the plug-in's own progress window appears, the layers arrive one by
-one. The screen is captured with xwd while the dream runs (--progress-shot) and once it has ended.
-Standard library only.
+given here written as the last values; by default the dialog's own defaults: its default preset, 10
+iterations): the plug-in's own progress window appears, the layers arrive one by one. The screen is
+captured with xwd while the dream runs (--progress-shot) and once it has ended. Standard library only.
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "gimp3_root.sh"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 SCREEN = (1100, 700)  # no window manager: GIMP's window is given exactly this size (sessionrc)
-WIDTH = 200  # the sample is scaled to this width: a few seconds per iteration on a CPU
+POINTER_REST = (940, 620)  # the Layers dock's empty part: no brush outline over the picture, no tooltip
+WIDTH = 400  # the sample is scaled to this width: big enough to see the dream, a few seconds an iteration
+PLUGIN_ITERATIONS = 10  # the dialog's default (deep_dream.py)
+
+sys.path[:0] = [str(ROOT), str(ROOT / "gimp_plugin" / "deep_dream")]
+from choices import DEFAULT_PRESET  # noqa: E402 - the plug-in's, standard library only
 
 # Runs inside GIMP (python-fu-eval, on stdin). Settings in the JSON file named by $DD_SHOT.
 BATCH = r"""
@@ -54,11 +59,12 @@ config.set_core_object_array("drawables", image.get_selected_drawables())
 result = procedure.run(config)
 status = result.index(0)
 group = image.get_layers()[0]
-with open(shot["done"], "w") as handle:
+with open(shot["done"] + ".part", "w") as handle:
     if status == Gimp.PDBStatusType.SUCCESS:
         handle.write("success: " + group.get_name() + ": " + ", ".join(c.get_name() for c in group.get_children()))
     else:
         handle.write(status.value_nick + ": " + str(result.index(1)))
+os.replace(shot["done"] + ".part", shot["done"])  # whole or not there: the host polls for it
 """
 
 
@@ -141,14 +147,17 @@ def batch_failed(work: Path) -> bool:
 
 def capture(display: int, inside: str, name: str) -> None:
     subprocess.run([str(TOOL), "run", "--", "sh", "-c",
+                    f"DISPLAY=:{display} xdotool mousemove --sync {POINTER_REST[0]} {POINTER_REST[1]} && sleep 1 && "
                     f"xwd -root -silent -display :{display} | xwdtopnm 2>/dev/null | pnmtopng > {inside}/{name}"],
                    check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="doggos")
-    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help="(default: %(default)s, the plug-in's)")
+    parser.add_argument("--iterations", type=int, default=PLUGIN_ITERATIONS, help="(default: %(default)s)")
+    parser.add_argument("--width", type=int, default=WIDTH, help="scale the sample to this width (default: "
+                        "%(default)s)")
     parser.add_argument("--weights", default="auto", help="the backend's --weights (default: %(default)s)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "screenshot-gimp.png")
     parser.add_argument("--progress-shot", type=Path, help="also save a capture taken while the dream runs")
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                     "endpoint": endpoint}
         write_last_values(work / "profile", settings)
         shutil.copy(ROOT / "samples" / "chelsea.png", work / "chelsea.png")
-        (work / "shot.json").write_text(json.dumps({"image": f"{inside}/chelsea.png", "width": WIDTH,
+        (work / "shot.json").write_text(json.dumps({"image": f"{inside}/chelsea.png", "width": args.width,
                                                     "done": f"{inside}/done"}))
         wait_for(lambda: "backend ready on" in (work / "backend.log").read_text(), 180, "the backend")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from wire import protocol, user_folders
 
 BUILTIN_PRESETS = ("acid", "doggos", "textures", "patterns", "eyes", "dreamy")  # backend/core/presets.py's
-DEFAULT_PRESET = "doggos"
+DEFAULT_PRESET = "dreamy"  # dreams with the hed weights too (README, Presets); the seed's doggos only blurs
 ENDPOINT_VARIABLE = "DEEP_DREAM_ENDPOINT"  # the default endpoint, for a backend elsewhere (and for tests)
 FETCH_TIMEOUT_S = 1.0  # GIMP waits for the registration: never longer than this for a backend
 

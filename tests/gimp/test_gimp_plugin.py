@@ -159,7 +159,7 @@ def test_procedure_registration(gimp_run):
                                          "max-size", "octaves", "octave-scale", "seed", "endpoint"]
     # built-ins first, then the user's file ("ghost") and the running backend's presets file ("tiny")
     assert registration["presets"] == [*BUILTIN_PRESETS, "ghost", "tiny"]
-    assert registration["preset_default"] == "doggos"
+    assert registration["preset_default"] == "dreamy"  # choices.DEFAULT_PRESET
     assert registration["ints"]["iterations"] == [1, 200, 10]
     assert registration["ints"]["keep-every"][0::2] == [1, 1]
     assert registration["ints"]["max-size"][0::2] == [0, 0]

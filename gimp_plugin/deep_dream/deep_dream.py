@@ -31,6 +31,7 @@ sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored p
 
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
 import layers  # noqa: E402
+import precision  # noqa: E402  (standard library only)
 
 from wire import protocol  # noqa: E402  (standard library only)
 
@@ -144,19 +145,24 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       "the selection does not overlap the layer: select a part of it, or nothing")
     channels = 4 if source.has_alpha() else 3
-    pixels = source.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0, pixel_format(channels),
-                                     Gegl.AbyssPolicy.CLAMP)
     result = Result(image, source, (x, y, width, height), preset)
     progress = ProgressWindow() if ui_mode else StatusProgress()
     status, message = Gimp.PDBStatusType.SUCCESS, None
     try:
         with Client(endpoint) as client:
             progress.status(f"Connecting to the backend at {endpoint}…")
-            launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status, progress.pause)
+            backend = launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status,
+                                       progress.pause)
+            # The layer at its own precision (8-bit, 16-bit or float), if this backend takes it.
+            sample_format = precision.wire_format(image.get_precision().value_nick, backend.hello.get("formats"))
+            pixels = precision.swap_to_wire(
+                source.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0,
+                                        precision.gegl_format(channels, sample_format), Gegl.AbyssPolicy.CLAMP),
+                sample_format)
             job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
             job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
                        config.get_property("max-size"),
-                       params)
+                       params, sample_format=sample_format)
             while not job.finished:
                 for kept in job.poll(POLL_S):
                     result.add(kept)
@@ -191,11 +197,6 @@ def drawable_problem(drawables: list[Gimp.Drawable]) -> str | None:
     if not item.is_layer():
         return f"{item.get_name()!r} is not a layer: Deep Dream works on a plain layer"
     return None
-
-
-def pixel_format(channels: int) -> str:
-    """8-bit sRGB, as the wire format wants it: GEGL converts grey and other precisions."""
-    return "R'G'B'A u8" if channels == 4 else "R'G'B' u8"
 
 
 def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
@@ -239,7 +240,9 @@ class Result:
                                Gimp.LayerMode.NORMAL)
         self.image.insert_layer(layer, self.group, 0)  # newest on top
         layer.set_offsets(*self.offsets)
-        write(layer, pixel_format(kept.channels), kept.pixels)
+        # At the precision it was dreamt in (the image's): GEGL converts grey and linear data.
+        write(layer, precision.gegl_format(kept.channels, kept.sample_format),
+              precision.swap_to_wire(kept.pixels, kept.sample_format))
         if self.mask is not None:
             mask = layer.create_mask(Gimp.AddMaskType.WHITE)
             layer.add_mask(mask)

@@ -44,6 +44,7 @@ class Kept:
     width: int
     height: int
     channels: int
+    sample_format: str = protocol.U8  # of `pixels`: the format the dream was submitted in
 
 
 class TimeLeft:
@@ -165,15 +166,18 @@ class DreamSession:
         self.loss: float | None = None
         self.time_left = TimeLeft(iterations, clock)
         self._expected: tuple[int, int, int] = (0, 0, 0)
+        self._format = protocol.U8
         self._last_message = self._last_check = self._stop_deadline = clock()
 
     # ---- driving it -------------------------------------------------------------------------------
 
     def submit(self, pixels: bytes, width: int, height: int, channels: int, preset: str, seed: int | None,
-               max_size: int, params: dict[str, Any] | None = None) -> None:
+               max_size: int, params: dict[str, Any] | None = None, *, sample_format: str = protocol.U8) -> None:
+        """sample_format: that of `pixels` (u8, u16, f32); the iterations come back in it."""
         self._expected = (width, height, channels)
+        self._format = sample_format
         self.client.dream(self.job, pixels, width, height, channels, preset, self.iterations, params=params or None,
-                          seed=seed, max_size=max_size)
+                          seed=seed, max_size=max_size, sample_format=sample_format)
         self.state = State.SUBMITTED
         self._last_message = self._last_check = self.clock()
 
@@ -251,16 +255,19 @@ class DreamSession:
         number = _number(header, "iteration", -1) + 1
         size = (header.get("width"), header.get("height"), header.get("channels"))
         width, height, channels = self._expected
-        if size != self._expected or pixels is None or len(pixels) != width * height * channels:
-            self._fail(f"the backend sent iteration {number} as {size[0]}×{size[1]}×{size[2]} with "
-                       f"{len(pixels or b'')} bytes, not the {width}×{height}×{channels} image asked for")
+        sample_format = header.get("format", protocol.U8)  # a backend older than the field sends 8-bit
+        expected_bytes = protocol.frame_bytes(width, height, channels, self._format)
+        if size != self._expected or sample_format != self._format or pixels is None or len(pixels) != expected_bytes:
+            self._fail(f"the backend sent iteration {number} as {size[0]}×{size[1]}×{size[2]} {sample_format} with "
+                       f"{len(pixels or b'')} bytes, not the {width}×{height}×{channels} {self._format} image "
+                       "asked for")
             return []
         self.time_left.iteration_done()
         self.iteration, self.evaluation = number, 0
         self.loss = _number(header, "loss", self.loss, float)
         if self.state is State.STOPPING or not layers.is_kept(number, self.iterations, self.keep_every):
             return []
-        return [Kept(number, pixels, width, height, channels)]
+        return [Kept(number, pixels, width, height, channels, self._format)]
 
     def _end(self, stopping: bool, failure: str) -> None:
         """A cancelled, error or malformed message: what we asked for while stopping, a failure otherwise."""

@@ -34,6 +34,7 @@ ALL = ["u8", "u16", "f32"]
     ("double-linear", ALL, "f32"),
     ("u16-linear", None, "u8"),  # a backend older than the field: 8-bit, as before
     ("float-linear", ["u8", "u16"], "u8"),
+    ("u16-linear", "u16 f32", "u8"),  # not a list: not understood
     ("something-new", ALL, "u8"),
 ])
 def test_wire_format_follows_the_precision_and_the_backend(nick, offered, expected):

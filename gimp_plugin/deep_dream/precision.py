@@ -21,11 +21,11 @@ GEGL_SAMPLES = {protocol.U8: "u8", protocol.U16: "u16", protocol.F32: "float"}
 ARRAY_TYPES = {protocol.U16: "H", protocol.F32: "f"}  # for byte-swapping on a big-endian machine
 
 
-def wire_format(precision_nick: str, offered: list[str] | None) -> str:
-    """The format to send a layer of this precision in: its own when the backend's hello offers it (a
-    backend older than the field offers none: 8-bit), else 8-bit, as before."""
+def wire_format(precision_nick: str, offered: object) -> str:
+    """The format to send a layer of this precision in: its own when the backend's hello offers it in its
+    "formats" list (a backend older than the field offers none), else 8-bit, as before."""
     wanted = WIRE_FORMATS.get(precision_nick.split("-")[0], protocol.U8)
-    return wanted if wanted in (offered or [protocol.U8]) else protocol.U8
+    return wanted if isinstance(offered, list) and wanted in offered else protocol.U8
 
 
 def gegl_format(channels: int, sample_format: str) -> str:

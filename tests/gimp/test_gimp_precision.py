@@ -108,42 +108,42 @@ def off_grid(colour: np.ndarray, full_scale: float) -> float:
     return float((np.abs(levels - np.rint(levels))[inside] > 1e-3).mean())
 
 
+def held_and_dreamt(run: dict[str, Any], name: str, precision: str, sample_format: str
+                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """A scenario of that image precision: the pixels the plug-in sent, and each result layer's pixels beside
+    what the backend dreams from those pixels itself."""
+    result = scenario(run, name)
+    assert result["precision"] == precision
+    assert all(layer["type"] == "rgba-image" for layer in result["layers"])
+    sent = samples(result["sent_as"], sample_format)
+    expected = dreamt_by_the_backend(run, sent.tobytes(), sample_format)
+    held = [samples(layer["precision"], sample_format) for layer in result["layers"]]
+    return sent, list(zip(held, expected, strict=True))
+
+
 def test_16_bit_layers_dream_at_16_bits(precision_run):
-    result = scenario(precision_run, "u16")
-    assert result["precision"] == "u16-non-linear"
-    sent = samples(result["sent_as"], "u16")
+    sent, layers = held_and_dreamt(precision_run, "u16", "u16-non-linear", "u16")
     assert off_grid(sent[..., :3], 65535) > 0.9  # the plug-in read the gradient at 16 bits
-    expected = dreamt_by_the_backend(precision_run, sent.tobytes(), "u16")
-    for layer, dreamt in zip(result["layers"], expected, strict=True):
-        assert layer["type"] == "rgba-image"
-        held = samples(layer["precision"], "u16")
+    for held, dreamt in layers:
         np.testing.assert_array_equal(held, dreamt)  # sent as u16, written back as u16: nothing lost
         assert off_grid(held[..., :3], 65535) > 0.9
         np.testing.assert_array_equal(held[..., 3], sent[..., 3])  # alpha at 16 bits, untouched
-    assert np.abs(samples(result["layers"][-1]["precision"], "u16")[..., :3] / 257.0 - sent[..., :3] / 257.0
-                  ).mean() > 0.5, "nothing was dreamt"
+    assert np.abs(layers[-1][0][..., :3] / 257.0 - sent[..., :3] / 257.0).mean() > 0.5, "nothing was dreamt"
 
 
 def test_float_layers_dream_as_float(precision_run):
-    result = scenario(precision_run, "float")
-    assert result["precision"] == "float-linear"
-    sent = samples(result["sent_as"], "f32")
-    expected = dreamt_by_the_backend(precision_run, sent.tobytes(), "f32")
-    for layer, dreamt in zip(result["layers"], expected, strict=True):
-        held = samples(layer["precision"], "f32")  # sRGB-encoded, through the linear layer and back
+    _, layers = held_and_dreamt(precision_run, "float", "float-linear", "f32")
+    for held, dreamt in layers:  # sRGB-encoded, through the linear layer and back
         np.testing.assert_allclose(held, dreamt, atol=1e-4)
         assert off_grid(held[..., :3], 1.0) > 0.9
 
 
 def test_8_bit_layers_are_dreamt_as_before(precision_run):
     """8-bit goes as 8-bit (no format field) and the layers hold exactly what the backend dreamt at 8 bits."""
-    result = scenario(precision_run, "u8")
-    assert result["precision"] == "u8-non-linear"
-    sent = samples(result["sent_as"], "u8")
-    expected = dreamt_by_the_backend(precision_run, sent.tobytes(), "u8")
-    for layer, dreamt in zip(result["layers"], expected, strict=True):
-        np.testing.assert_array_equal(samples(layer["precision"], "u8"), dreamt)
-    assert np.abs(expected[0][..., :3].astype(int) - sent[..., :3]).mean() > 0.5, "nothing was dreamt"
+    sent, layers = held_and_dreamt(precision_run, "u8", "u8-non-linear", "u8")
+    for held, dreamt in layers:
+        np.testing.assert_array_equal(held, dreamt)
+    assert np.abs(layers[-1][1][..., :3].astype(int) - sent[..., :3]).mean() > 0.5, "nothing was dreamt"
 
 
 def test_16_bit_grey_stays_grey_at_16_bits(precision_run):

@@ -5,6 +5,7 @@ answers in the wrong format, which the real one never does."""
 from __future__ import annotations
 
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -82,3 +83,12 @@ def test_an_iteration_in_another_format_fails_clearly():
         scripted.close()
     assert kept == [] and job.state is session.State.FAILED
     assert "4×3×3 u8 with 36 bytes, not the 4×3×3 u16 image asked for" in job.error
+
+
+def test_the_precision_module_needs_no_numpy_nor_gimp():
+    code = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path[:0] = sys.argv[1:]; import precision; "
+         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'tensorflow', 'gi', 'PIL')))",
+         str(ROOT / "gimp_plugin" / "deep_dream"), str(ROOT)],
+        capture_output=True, text=True, check=True)
+    assert code.stdout.strip() == "[]"

@@ -155,10 +155,7 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
                                        progress.pause)
             # The layer at its own precision (8-bit, 16-bit or float), if this backend takes it.
             sample_format = precision.wire_format(image.get_precision().value_nick, backend.hello.get("formats"))
-            pixels = precision.swap_to_wire(
-                source.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0,
-                                        precision.gegl_format(channels, sample_format), Gegl.AbyssPolicy.CLAMP),
-                sample_format)
+            pixels = read_pixels(source, (x, y, width, height), channels, sample_format)
             job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
             job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
                        config.get_property("max-size"),
@@ -197,6 +194,13 @@ def drawable_problem(drawables: list[Gimp.Drawable]) -> str | None:
     if not item.is_layer():
         return f"{item.get_name()!r} is not a layer: Deep Dream works on a plain layer"
     return None
+
+
+def read_pixels(source: Gimp.Drawable, area: tuple[int, int, int, int], channels: int, sample_format: str) -> bytes:
+    """The area's pixels as the wire wants them: sRGB-encoded RGB(A) in that sample format, little-endian."""
+    pixels = source.get_buffer().get(Gegl.Rectangle.new(*area), 1.0, precision.gegl_format(channels, sample_format),
+                                     Gegl.AbyssPolicy.CLAMP)
+    return precision.swap_to_wire(pixels, sample_format)
 
 
 def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:

@@ -21,9 +21,9 @@ def run(engine, request: protocol.DreamRequest, pixels: bytes) -> list[bytes]:
     return results
 
 
-def request(sample_format: str, channels: int = 4, iterations: int = 1, **fields) -> protocol.DreamRequest:
-    return protocol.DreamRequest("p", SIDE_W, SIDE_H, channels, "doggos", iterations, CHEAP, 5, 0, sample_format,
-                                 **fields)
+def request(sample_format: str, channels: int = 4, iterations: int = 1) -> protocol.DreamRequest:
+    return protocol.DreamRequest("p", SIDE_W, SIDE_H, channels, "doggos", iterations, CHEAP, seed=5,
+                                 sample_format=sample_format)
 
 
 def test_levels_round_trip_and_clip():

@@ -210,7 +210,7 @@ class Client:
         """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive().
         sample_format (u8, u16 or f32) is that of `pixels` and of the iterations that come back."""
         self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size,
-                                         sample_format), pixels)
+                                         sample_format=sample_format), pixels)
 
     def cancel(self, job: str | int) -> None:
         self.send(protocol.cancel_request(job))

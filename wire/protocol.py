@@ -148,7 +148,7 @@ def presets_reply(presets: dict[str, Any], warning: str | None = None) -> dict[s
 
 def dream_request(
     job: str | int, width: int, height: int, channels: int, preset: str, iterations: int,
-    params: dict[str, Any] | None = None, seed: int | None = None, max_size: int = 0, sample_format: str = U8,
+    params: dict[str, Any] | None = None, seed: int | None = None, max_size: int = 0, *, sample_format: str = U8,
 ) -> dict[str, Any]:
     """sample_format goes on the wire only when it is not u8, so an 8-bit request is what it always was."""
     header = {"type": DREAM, "job": job, "width": width, "height": height, "channels": channels,
@@ -177,7 +177,7 @@ def progress(job: Any, iteration: int, evaluation: int, loss: float) -> dict[str
     return {"type": PROGRESS, "job": job, "iteration": iteration, "evaluation": evaluation, "loss": loss}
 
 
-def iteration(job: Any, index: int, loss: float, width: int, height: int, channels: int,
+def iteration(job: Any, index: int, loss: float, width: int, height: int, channels: int, *,
               sample_format: str = U8) -> dict[str, Any]:
     """Header of an iteration; its pixels go in the second frame, in the request's sample format."""
     return {"type": ITERATION, "job": job, "iteration": index, "loss": loss, "width": width, "height": height,
@@ -343,4 +343,5 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
     seed = header.get("seed")
     if seed is not None:
         seed = _int_field(header, "seed", job, 0)
-    return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size, sample_format)
+    return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size,
+                        sample_format=sample_format)

@@ -62,7 +62,7 @@ def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
 
     dream = commands.add_parser("dream", help="dream an image file into PREFIX_at_iteration_{i}.png",
                                 description="Dream an image file; writes PREFIX_at_iteration_{i}.png, i = 0..N-1.")
-    dream.add_argument("input", type=Path, help="image to dream (PNG, JPEG, …)")
+    dream.add_argument("input", type=Path, help="image to dream (PNG, JPEG, …; a 16-bit PNG gives 16-bit PNGs)")
     dream.add_argument("prefix", help="prefix of the output files")
     dream.add_argument("--preset", default="dreamy", help="preset name (default: %(default)s; see `presets`)")
     dream.add_argument("--iterations", type=_positive, default=10, help="iterations (default: %(default)s)")
@@ -277,16 +277,15 @@ def dream(args: argparse.Namespace) -> int:
     import random
 
     import numpy as np
-    from PIL import Image
 
-    from backend import recipe_png
+    from backend import image_files, recipe_png
+    from backend.core import imaging
     from backend.core.dream import Diverged
     from backend.progress import ProgressBar
     from wire.recipe import RecipeError
 
     try:
-        with Image.open(args.input) as image:
-            image.load()
+        picture = image_files.read(args.input)
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
@@ -303,29 +302,28 @@ def dream(args: argparse.Namespace) -> int:
     except protocol.ProtocolError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    has_alpha = image.has_transparency_data
-    pixels = np.asarray(to_rgba8(image))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    alpha = pixels[..., 3] if has_alpha else None
-    stamp = recipe_png.Stamp(args, settings, seed, engine.weights.name, image.size,
-                             pixels[..., :4 if has_alpha else 3].tobytes())
+    deep = picture.bits == 16  # dreamt as float levels and written at 16 bits, never rounded to 8
+    rgb_in = imaging.to_levels(picture.rgb, 65535.0) if deep else picture.rgb
+    width, height = picture.size
+    stamp = recipe_png.Stamp(args, settings, seed, engine.weights.name, picture.size, picture.wire_bytes())
     for warning in stamp.warnings(replayed) if replayed else []:
         print(f"warning: {warning}", file=sys.stderr)
     last = replayed.iteration if replayed else args.iterations
     bar = ProgressBar(last)
     octaves = f", {settings.octaves} octaves × {settings.octave_scale:g}" if settings.octaves > 1 else ""
     bounded = f", steps of at most {settings.max_step:g}" if settings.max_step > 0 else ""
-    print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
+    print(f"Dreaming {args.input} ({width}×{height}{', 16-bit' if deep else ''}) with {args.preset}, {args.iterations} "
           f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}, seed {seed}"
           + (f", up to iteration {last} as the recipe in {args.recipe}" if replayed else ""), file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)
+    steps = engine.dream_rgb(rgb_in, settings, args.iterations, seed, args.max_size, bar.evaluation)
     try:
         for index, loss, rgb in steps:
             name = f"{args.prefix}_at_iteration_{index}.png"
-            out = np.dstack([rgb, alpha]) if alpha is not None else rgb
-            Image.fromarray(out).save(name, pnginfo=stamp.png_info(index + 1))
+            image_files.write(name, imaging.from_levels(rgb, np.uint16, 65535.0) if deep else rgb, picture.alpha,
+                              stamp.text(index + 1))
             bar.iteration(f"iteration {index + 1}/{args.iterations}: loss {loss:,.1f}, "
                           f"{time.monotonic() - started:.1f} s → {name}")
             if index + 1 == last:  # a recipe's picture: the dream up to it, on the schedule of all its iterations
@@ -334,19 +332,6 @@ def dream(args: argparse.Namespace) -> int:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def to_rgba8(image: Image.Image) -> Image.Image:
-    """8-bit RGBA from any mode Pillow reads: 16- and 32-bit grey are scaled down, not clipped."""
-    from PIL import Image
-
-    if image.mode.startswith("I") or image.mode == "F":
-        import numpy as np
-
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(np.rint(values * 255.0 / top), 0, 255).astype(np.uint8), "L")
-    return image.convert("RGBA")
 
 
 def presets(args: argparse.Namespace) -> int:
@@ -400,6 +385,7 @@ def animate(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    from backend import image_files
     from backend.core.animation import Motion
     from backend.core.dream import Cancelled, Diverged
     from backend.progress import ProgressBar
@@ -410,7 +396,7 @@ def animate(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
-    pixels = np.asarray(to_rgba8(image))
+    pixels = np.asarray(image_files.to_rgba8(image))
     alpha = pixels[..., 3] if image.has_transparency_data else None
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     header = protocol.animate_request("cli", image.width, image.height, 4, args.preset, args.iterations, args.frames,

@@ -21,7 +21,7 @@ from backend.core.animation import FrameEvaluationCallback, Motion, animate
 from backend.core.dream import Diverged, LossAndGradient, Octaves, dream
 from backend.core.loss import DreamLoss
 from backend.core.model import device_name, load_vgg16, resolve_weights, share_gpus
-from backend.core.preprocessing import deprocess, preprocess
+from backend.core.preprocessing import deprocess, deprocess_levels, preprocess
 from backend.core.presets import BUILTIN_PRESETS, Preset, PresetError, load_presets
 from wire import protocol
 
@@ -59,6 +59,14 @@ def default_tile_pixels(device: str) -> int:
     return int(physical_memory() * TILE_MEMORY_SHARE / TILE_BYTES_PER_PIXEL)
 
 
+# The wire's sample formats as NumPy holds them: dtype (little-endian, as the wire has it) and full intensity.
+# u8 takes the seed's path (whole levels); the others are dreamt as float levels and never rounded to 8 bits.
+SAMPLES: dict[str, tuple[np.dtype, float]] = {
+    protocol.U8: (np.dtype(np.uint8), 255.0),
+    protocol.U16: (np.dtype("<u2"), 65535.0),
+    protocol.F32: (np.dtype("<f4"), 1.0),
+}
+
 MAX_TRACED = 16  # layer sets whose sub-model and traced loss are kept; a client can't grow this forever
 
 EvaluationCallback = Callable[[int, int, float], None]
@@ -91,7 +99,7 @@ class Engine:
 
     def info(self) -> dict[str, Any]:
         return {"model": "vgg16", "weights": self.weights.name, "device": self.device, "max_pixels": self.max_pixels,
-                "max_tile_pixels": self.max_tile_pixels}
+                "max_tile_pixels": self.max_tile_pixels, "formats": list(SAMPLES)}
 
     def presets(self) -> tuple[dict[str, Preset], str | None]:
         """(presets, what is wrong with the user's file or None), read afresh each time so edits show
@@ -163,7 +171,9 @@ class Engine:
         on_evaluation: EvaluationCallback = lambda iteration, evaluation, loss: None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[tuple[int, float, np.ndarray]]:
-        """(index, loss, H×W×3 uint8 RGB at the input's size) after each iteration."""
+        """(index, loss, H×W×3 RGB at the input's size) after each iteration: uint8 for uint8 input (the
+        seed's path, rounded to whole levels), else float32 levels 0..255 (imaging.to_levels), not rounded."""
+        exact = rgb.dtype != np.uint8
         height, width = rgb.shape[:2]
         dream_width, dream_height = protocol.dream_size(width, height, max_size)
         x0 = preprocess(imaging.resize(rgb, dream_width, dream_height))
@@ -173,7 +183,8 @@ class Engine:
             loss, x0, iterations, settings.jitter, seed, octaves, protocol.MIN_SIDE, max_step=settings.max_step,
             on_evaluation=on_evaluation, should_stop=should_stop,
         ):
-            yield step.index, step.loss, imaging.resize(deprocess(step.image), width, height)
+            image = deprocess_levels(step.image) if exact else deprocess(step.image)
+            yield step.index, step.loss, imaging.resize(image, width, height)
 
     def run(
         self,
@@ -184,13 +195,21 @@ class Engine:
         on_iteration: IterationCallback,
         should_stop: Callable[[], bool],
     ) -> None:
-        """Dream one validated request, reporting every evaluation and every iteration's pixels."""
+        """Dream one validated request, reporting every evaluation and every iteration's pixels, in the
+        request's sample format; alpha comes back as it came."""
         settings = self.settings(request.preset, request.params, request.job)
-        rgb, alpha = imaging.from_bytes(pixels, request.width, request.height, request.channels)
+        dtype, full_scale = SAMPLES[request.sample_format]
+        rgb, alpha = imaging.from_bytes(pixels, request.width, request.height, request.channels, dtype)
+        if dtype != np.uint8:
+            if not np.isfinite(rgb).all():
+                raise protocol.ProtocolError(protocol.E_BAD_REQUEST, "the pixel frame's colour samples hold NaN or "
+                                             "infinity: f32 colour must be finite numbers", request.job)
+            rgb = imaging.to_levels(rgb, full_scale)
         steps = self.dream_rgb(rgb, settings, request.iterations, seed, request.max_size, on_evaluation, should_stop)
         try:
             for index, loss, image in steps:
-                on_iteration(index, loss, imaging.to_bytes(image, alpha))
+                samples = image if dtype == np.uint8 else imaging.from_levels(image, dtype, full_scale)
+                on_iteration(index, loss, imaging.to_bytes(samples, alpha, dtype))
         except Diverged as exc:
             raise protocol.ProtocolError(protocol.E_DIVERGED, str(exc), request.job) from None
 

@@ -8,7 +8,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from backend import __version__
 from backend.core.presets import Preset, PresetError, check_layers
@@ -62,7 +62,7 @@ def settings(made: Recipe) -> Preset:
 
 class Stamp:
     """The recipe of each picture one `dream` run writes: `pixels` are the input's as the wire would carry them
-    (8-bit RGB or RGBA), the ones its digest is of."""
+    (RGB or RGBA, 8- or 16-bit), the ones its digest is of."""
 
     def __init__(self, args: argparse.Namespace, settings: Preset, seed: int, weights: str, size: tuple[int, int],
                  pixels: bytes) -> None:
@@ -77,8 +77,6 @@ class Stamp:
         """Why dreaming this input on this backend with the `replayed` recipe may not give its picture."""
         return replayed.warnings(self.recipe.backend, self.pixels)
 
-    def png_info(self, iteration: int) -> PngImagePlugin.PngInfo:
-        """A PNG text chunk with the recipe of that iteration (1-based)."""
-        info = PngImagePlugin.PngInfo()
-        info.add_text(recipe.NAME, replace(self.recipe, iteration=iteration).to_json())
-        return info
+    def text(self, iteration: int) -> dict[str, str]:
+        """The PNG text chunk (name → JSON) with the recipe of that iteration (1-based)."""
+        return {recipe.NAME: replace(self.recipe, iteration=iteration).to_json()}

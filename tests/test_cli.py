@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
+import png
+import pytest
 from PIL import Image
 
 from backend.core.presets import BUILTIN_PRESETS
@@ -85,3 +87,58 @@ def test_16_bit_grey_is_scaled_and_palette_transparency_kept(tmp_path):
     source_alpha = np.asarray(Image.open(tmp_path / "palette.png").convert("RGBA"))[..., 3]
     assert dreamt_palette.shape == (30, 40, 4) and (source_alpha == 0).any()
     np.testing.assert_array_equal(dreamt_palette[..., 3], source_alpha)
+
+
+def write_png16(path, samples: np.ndarray, greyscale: bool, alpha: bool) -> None:
+    """A 16-bit PNG written by pypng itself (not by the code under test)."""
+    height, width = samples.shape[:2]
+    with open(path, "wb") as file:
+        png.Writer(width, height, greyscale=greyscale, alpha=alpha, bitdepth=16).write(
+            file, samples.reshape(height, -1).tolist())
+
+
+def read_png16(path) -> tuple[np.ndarray, dict]:
+    width, height, rows, info = png.Reader(filename=str(path)).read()
+    return np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, info["planes"]), info
+
+
+@pytest.mark.parametrize("kind", ["rgba", "grey"])
+def test_a_16_bit_png_dreams_into_16_bit_pngs_off_the_8_bit_grid(tmp_path, kind):
+    """A smooth 16-bit gradient (RGBA with a 16-bit alpha ramp, or grey): the results are 16-bit PNGs whose
+    colour is not on the 8-bit grid and whose alpha is the source's, sample for sample."""
+    yy, xx = np.mgrid[0:30, 0:40]
+    red, green = xx * 65535 // 39, yy * 65535 // 29
+    if kind == "rgba":
+        source = np.stack([red, green, (red + green) // 2, 1000 + xx * 1500 + yy * 7], axis=-1).astype(np.uint16)
+    else:
+        source = ((red + green) // 2)[..., None].astype(np.uint16)
+    write_png16(tmp_path / "in.png", source, greyscale=kind == "grey", alpha=kind == "rgba")
+    result = backend("dream", str(tmp_path / "in.png"), str(tmp_path / "deep"), "--iterations", "1", "--weights",
+                     "hed", "--seed", "2", "--preset", "doggos")
+    assert result.returncode == 0, result.stderr
+    assert "16-bit" in result.stderr
+    dreamt, info = read_png16(tmp_path / "deep_at_iteration_0.png")
+    assert info["bitdepth"] == 16 and dreamt.shape == (30, 40, 4 if kind == "rgba" else 3)
+    if kind == "rgba":
+        np.testing.assert_array_equal(dreamt[..., 3], source[..., 3])
+    colour = dreamt[..., :3]
+    assert (colour % 257 != 0).mean() > 0.9, "the colour is on the 8-bit grid"
+    levels = colour / 257.0
+    assert np.abs(levels - source[..., :3].astype(float) / 257).mean() > 0.5, "nothing was dreamt"
+
+
+def test_an_8_bit_png_still_gives_8_bit_pngs(tmp_path):
+    Image.fromarray(structured_image(40, 30)).save(tmp_path / "in.png")
+    result = backend("dream", str(tmp_path / "in.png"), str(tmp_path / "flat"), "--iterations", "1", "--weights",
+                     "hed", "--seed", "2", "--preset", "doggos")
+    assert result.returncode == 0, result.stderr
+    _, info = read_png16(tmp_path / "flat_at_iteration_0.png")
+    assert info["bitdepth"] == 8 and "16-bit" not in result.stderr
+
+
+def test_a_broken_16_bit_png_is_reported(tmp_path):
+    write_png16(tmp_path / "in.png", np.zeros((30, 40, 3), np.uint16), greyscale=False, alpha=False)
+    data = (tmp_path / "in.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    result = backend("dream", str(tmp_path / "cut.png"), str(tmp_path / "x"), "--weights", "hed")
+    assert result.returncode == 1 and "cannot read" in result.stderr

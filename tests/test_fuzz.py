@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ MEMORY_GROWTH_LIMIT = 150 * 1024 * 1024  # generous: TensorFlow's allocator keep
 MAX_QUEUE = 4
 SIDE = 8
 PIXELS = bytes(range(256)) * (SIDE * SIDE * 3 // 256) + bytes(SIDE * SIDE * 3 % 256)
+# A valid frame in each sample format (f32: finite values in 0..1, and a few beyond it, which are clipped).
+FRAMES = {protocol.U8: PIXELS, protocol.U16: PIXELS * 2,
+          protocol.F32: struct.pack(f"<{SIDE * SIDE * 3}f", *(i / 150 - 0.1 for i in range(SIDE * SIDE * 3)))}
+NOT_FINITE = FRAMES[protocol.F32][:-8] + struct.pack("<2f", float("nan"), float("inf"))  # refused when it runs
 DIRECT = {protocol.HELLO, protocol.PRESETS, protocol.ACCEPTED, protocol.ERROR, protocol.CANCELLED}
 ENDED = {protocol.DONE, protocol.CANCELLED, protocol.ERROR}
 
@@ -39,9 +44,9 @@ VALUES: list[Any] = [None, True, False, 0, 1, -1, 2, 8, 3.5, -0.0, 1e308, -1e308
                      {"block1_conv1": 0.05}, {"block9_conv9": 1}, {"block1_conv1": -1}, {"block1_conv1": "lots"},
                      {"features": {"block1_conv1": 0.05}}, {"features": {"block1_conv2": 1000}}, {"jitter": 300},
                      {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300}, 1000, 1001,
-                     0.4, 181, [1, 2], [-1e5, 0], [0, 0, 0], [None, 1]]
+                     0.4, 181, [1, 2], [-1e5, 0], [0, 0, 0], [None, 1], "u8", "u16", "f32", "U16", "float", "u32"]
 FIELDS = ["type", "job", "protocol", "width", "height", "channels", "preset", "iterations", "params", "seed",
-          "max_size", "extra", "frames", "zoom", "rotate", "pan", "centre", "blend"]
+          "max_size", "format", "extra", "frames", "zoom", "rotate", "pan", "centre", "blend"]
 TYPES = ["hello", "presets", "dream", "cancel", "Dream", "", "iteration", "done", "error", "accepted", "animate",
          "frame"]
 
@@ -83,8 +88,10 @@ class Fuzzer:
             return protocol.animate_request(self.new_job(), SIDE, SIDE, 3, "tiny", 1, self.rng.randint(1, 3),
                                             zoom=1.05, rotate=self.rng.uniform(-10, 10), pan=(1, -1), blend=0.2,
                                             params={"features": {"block1_conv1": 0.05}}), PIXELS
+        sample_format = self.rng.choice(protocol.SAMPLE_FORMATS)
         return protocol.dream_request(self.new_job(), SIDE, SIDE, 3, self.rng.choice(["tiny", "doggos"]), 1,
-                                      {"features": {"block1_conv1": 0.05}}, seed=self.rng.randrange(100)), PIXELS
+                                      {"features": {"block1_conv1": 0.05}}, seed=self.rng.randrange(100),
+                                      sample_format=sample_format), FRAMES[sample_format]
 
     def mutated(self) -> list[bytes]:
         header, pixels = self.valid()
@@ -101,7 +108,8 @@ class Fuzzer:
                 header[field] = self.rng.choice(VALUES)
         frames = [json.dumps(header).encode()]
         if pixels is not None or self.rng.random() < 0.1:
-            frames.append(PIXELS)
+            frames.append(pixels if pixels is not None and self.rng.random() < 0.5 else
+                          self.rng.choice([*FRAMES.values(), NOT_FINITE]))  # often another format's size
         return frames
 
     def broken_bytes(self) -> list[bytes]:
@@ -125,7 +133,7 @@ class Fuzzer:
         if choice < 0.4:
             return frames + [PIXELS] * self.rng.randint(2, 5)  # 3 to 6 frames
         if choice < 0.7 and pixels is not None:
-            return frames + [PIXELS[: self.rng.randrange(len(PIXELS))] + bytes(self.rng.choice([0, 1, 7]))]
+            return frames + [pixels[: self.rng.randrange(len(pixels))] + bytes(self.rng.choice([0, 1, 7]))]
         return frames if pixels is not None else frames + [PIXELS]
 
     def junk(self) -> list[bytes]:

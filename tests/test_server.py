@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from backend.core.presets import BUILTIN_PRESETS
@@ -66,6 +67,7 @@ def test_hello_and_presets(backend, transport):
         hello = client.hello()
         assert hello["protocol"] == 1 and hello["model"] == "vgg16" and hello["weights"] == "hed"
         assert hello["device"] == "CPU" and hello["max_pixels"] > 0 and hello["server"]
+        assert hello["formats"] == ["u8", "u16", "f32"]
         presets = client.presets()
     assert presets["doggos"] == {"features": {"block5_conv1": 0.05, "block5_conv2": 0.02}, "continuity": 0.1,
                                  "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4,
@@ -86,7 +88,7 @@ def test_the_whole_exchange(backend):
     progress = [header for header, _ in events if header["type"] == "progress"]
     assert progress[0]["iteration"] == 0 and progress[0]["evaluation"] == 1 and len(progress) >= 3 * 2
     for header, pixels in iterations:
-        assert (header["width"], header["height"], header["channels"]) == (48, 40, 3)
+        assert (header["width"], header["height"], header["channels"], header["format"]) == (48, 40, 3, "u8")
         assert len(pixels) == 48 * 40 * 3 and pixels != image
     assert iterations[0][1] != iterations[2][1]
 
@@ -133,6 +135,37 @@ def test_max_size_lets_a_larger_image_dream_within_max_pixels(backend):
         dream(client, "big", width=240, height=180, iterations=1, max_size=160)  # dreamt at 160×120
         (header, pixels), = [e for e in events_until_end(client, "big") if e[0]["type"] == "iteration"]
     assert (header["width"], header["height"]) == (240, 180) and len(pixels) == 240 * 180 * 3
+
+
+@pytest.mark.parametrize("sample_format, dtype, full_scale", [("u16", "<u2", 65535), ("f32", "<f4", 1.0)])
+def test_deep_samples_come_back_at_their_format_off_the_8_bit_grid(backend, sample_format, dtype, full_scale):
+    """A 16-bit or float RGBA image, its alpha off the 8-bit grid: results in the same format, colour not
+    quantised to 8 bits, alpha exactly as sent; max_size scales without an 8-bit round trip too."""
+    rgba = structured_image(48, 40, channels=4).astype(np.float64) / 255
+    rgba[..., 3] = np.linspace(0.1, 0.9, 48 * 40).reshape(40, 48)
+    samples = np.rint(rgba * 65535).astype(dtype) if sample_format == "u16" else rgba.astype(dtype)
+    with backend.client() as client:
+        client.dream(sample_format, samples.tobytes(), 48, 40, 4, "doggos", 1, params=CHEAP, max_size=40,
+                     sample_format=sample_format)
+        (header, pixels), = [e for e in events_until_end(client, sample_format) if e[0]["type"] == "iteration"]
+    assert (header["width"], header["height"], header["channels"], header["format"]) == (48, 40, 4, sample_format)
+    assert len(pixels) == protocol.frame_bytes(48, 40, 4, sample_format)
+    result = np.frombuffer(pixels, dtype).reshape(40, 48, 4)
+    np.testing.assert_array_equal(result[..., 3], samples[..., 3])
+    levels = result[..., :3].astype(np.float64) * 255 / full_scale
+    assert np.abs(levels - np.rint(levels)).mean() > 0.1, "the colour is on the 8-bit grid"
+    assert np.abs(levels - rgba[..., :3] * 255).mean() > 0.5, "nothing was dreamt"
+
+
+def test_float_colour_that_is_not_finite_is_refused(backend):
+    rgb = np.full((16, 16, 3), 0.5, "<f4")
+    rgb[2, 3, 0] = np.inf
+    with backend.client() as client:
+        client.dream("inf", rgb.tobytes(), 16, 16, 3, "doggos", 1, params=CHEAP, sample_format="f32")
+        error = wait_for(client, "inf", "error")
+        assert error["code"] == "bad_request" and "infinity" in error["message"]
+        dream(client, "after-inf", width=16, height=16, iterations=1)
+        assert events_until_end(client, "after-inf")[-1][0]["type"] == "done"
 
 
 def test_max_size_returns_the_request_size(backend):
@@ -263,6 +296,14 @@ BAD_INPUT = {
     "over the iterations limit": ([header(**GOOD | {"iterations": protocol.MAX_ITERATIONS + 1}), PIXELS], "too_large"),
     "header over its limit": ([header(type="hello", protocol=1, pad="x" * protocol.MAX_HEADER_BYTES)], "too_large"),
     "nested too deep": ([b"[" * 50_000], "malformed"),
+    "unknown format": ([header(**GOOD | {"format": "u32"}), PIXELS], "bad_request"),
+    "format a number": ([header(**GOOD | {"format": 16}), PIXELS], "bad_request"),
+    "format upper case": ([header(**GOOD | {"format": "U8"}), PIXELS], "bad_request"),
+    "u16 with an 8-bit frame": ([header(**GOOD | {"format": "u16"}), PIXELS], "bad_request"),
+    "f32 frame a byte short": ([header(**GOOD | {"format": "f32"}), bytes(4 * 3 * 3 * 4 - 1)], "bad_request"),
+    "u8 with a 16-bit frame": ([header(**GOOD | {"format": "u8"}), PIXELS * 2], "bad_request"),
+    "f32 over the request's bytes": ([header(**GOOD | {"format": "f32", "channels": 4, "width": 10_000,
+                                                       "height": 10_000}), PIXELS], "too_large"),
 }
 
 
@@ -273,6 +314,8 @@ def test_bad_input_gets_an_error_and_the_server_keeps_serving(backend, case):
         reply = error_for(client, frames)
         assert reply["type"] == "error" and reply["code"] == code, reply
         assert reply["message"]
+        if "format" in case:  # says what would have been right
+            assert "u8, u16, f32" in reply["message"] or "bytes" in reply["message"], reply["message"]
         if code == "unknown_layer":  # says what would have been right
             assert "block9_conv9" in reply["message"] and "block1_conv1" in reply["message"]
             assert "block5_conv3" in reply["message"]

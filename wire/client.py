@@ -204,10 +204,13 @@ class Client:
         params: dict[str, Any] | None = None,
         seed: int | None = None,
         max_size: int = 0,
+        *,
+        sample_format: str = protocol.U8,
     ) -> None:
-        """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive()."""
-        self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size),
-                  pixels)
+        """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive().
+        sample_format (u8, u16 or f32) is that of `pixels` and of the iterations that come back."""
+        self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size,
+                                         sample_format=sample_format), pixels)
 
     def animate(self, job: str | int, pixels: bytes, width: int, height: int, channels: int, preset: str,
                 iterations: int, frames: int, **animation: Any) -> None:

@@ -5,7 +5,8 @@ module from its own folder (install.py copies `wire/` there), the backend's tran
 from the repo.
 
 Every message is multipart: frame 1 is a UTF-8 JSON object with a "type"; `dream` requests and
-`iteration` replies carry a second frame of raw 8-bit sRGB pixels, row-major, RGB or RGBA.
+`iteration` replies carry a second frame of raw sRGB-encoded pixels, row-major, RGB or RGBA, in the
+request's sample format (8-bit unless it asks for 16-bit or float samples).
 """
 
 from __future__ import annotations
@@ -58,9 +59,17 @@ SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter", "octaves", "oc
 # VGG16 pools four times before block5: a side under 16 px leaves it nothing. Smaller images (a tiny
 # selection) are dreamt on a copy scaled up to this shorter side.
 MIN_SIDE = 32
-# The largest image a request may carry (its pixels arrive whole); what is dreamt is bounded by the
-# backend's max_pixels, after max_size. 100 MP RGBA is a 400 MB frame.
+# Sample formats of the pixel frames: name → bytes per sample. Samples are sRGB-encoded (non-linear) and
+# little-endian; u8 spans 0..255, u16 0..65535, f32 0.0..1.0 (colour outside it is clipped by the backend;
+# alpha comes back as sent). A request without "format" is u8, as before the field existed.
+U8, U16, F32 = "u8", "u16", "f32"
+SAMPLE_BYTES = {U8: 1, U16: 2, F32: 4}
+SAMPLE_FORMATS = tuple(SAMPLE_BYTES)
+# The largest image a request may carry (its pixels arrive whole), in pixels and in bytes of its pixel
+# frame; what is dreamt is bounded by the backend's max_pixels, after max_size. 100 MP RGBA u8 reaches
+# both; at f32 the bytes bound first (25 MP RGBA).
 MAX_REQUEST_PIXELS = 100_000_000
+MAX_REQUEST_BYTES = 400_000_000
 # Upper bounds that keep the loss finite in float32; far beyond anything that dreams well.
 MAX_COEFFICIENT = 1000.0
 MAX_LEVELS = 255.0  # the most a field in pixel levels may be
@@ -70,9 +79,9 @@ MAX_OCTAVE_SCALE = 4.0  # between neighbouring octaves; 1.2–1.6 dreams best
 # Limits that keep one request from tying the backend up for good or filling its memory.
 MAX_ITERATIONS = 1000  # the plug-in offers 200; at ~7 evaluations each, more is days of CPU
 MAX_HEADER_BYTES = 65_536  # a request's frame 1 is a few hundred bytes: more is refused before JSON parsing
-# The largest frame the backend takes (a request's pixels: 100 MP RGBA). libzmq drops the connection of a
-# peer that sends more, without a reply, so `hello` reports the backend's value and the client checks first.
-MAX_MESSAGE_BYTES = MAX_REQUEST_PIXELS * 4
+# The largest frame the backend takes (a request's pixel frame). libzmq drops the connection of a peer that
+# sends more, without a reply, so `hello` reports the backend's value and the client checks first.
+MAX_MESSAGE_BYTES = MAX_REQUEST_BYTES
 MAX_QUEUE = 8  # jobs waiting behind the running one (each holds its pixels in memory)
 # Animations: every frame comes back whole, so the client holds frames × width × height pixels (GIMP as
 # layers); and every frame is a dream, so frames × iterations is the CPU it ties up.
@@ -132,8 +141,8 @@ def hello_request() -> dict[str, Any]:
 
 
 def hello_reply(server: str, info: dict[str, Any]) -> dict[str, Any]:
-    """info: model, weights, device, max_pixels, max_tile_pixels, the limits (max_message_bytes,
-    max_iterations, max_queue) and any additive fields."""
+    """info: model, weights, device, max_pixels, max_tile_pixels, formats (the sample formats it takes), the
+    limits (max_message_bytes, max_iterations, max_queue) and any additive fields."""
     return {"type": HELLO, "protocol": PROTOCOL_VERSION, "server": server, **info}
 
 
@@ -148,11 +157,13 @@ def presets_reply(presets: dict[str, Any], warning: str | None = None) -> dict[s
 
 def dream_request(
     job: str | int, width: int, height: int, channels: int, preset: str, iterations: int,
-    params: dict[str, Any] | None = None, seed: int | None = None, max_size: int = 0,
+    params: dict[str, Any] | None = None, seed: int | None = None, max_size: int = 0, *, sample_format: str = U8,
 ) -> dict[str, Any]:
+    """sample_format goes on the wire only when it is not u8, so an 8-bit request is what it always was."""
     header = {"type": DREAM, "job": job, "width": width, "height": height, "channels": channels,
               "preset": preset, "iterations": iterations, "max_size": max_size}
-    return header | ({"params": params} if params else {}) | ({"seed": seed} if seed is not None else {})
+    return (header | ({"params": params} if params else {}) | ({"seed": seed} if seed is not None else {})
+            | ({"format": sample_format} if sample_format != U8 else {}))
 
 
 def cancel_request(job: Any) -> dict[str, Any]:
@@ -177,10 +188,11 @@ def progress(job: Any, iteration: int, evaluation: int, loss: float) -> dict[str
     return {"type": PROGRESS, "job": job, "iteration": iteration, "evaluation": evaluation, "loss": loss}
 
 
-def iteration(job: Any, index: int, loss: float, width: int, height: int, channels: int) -> dict[str, Any]:
-    """Header of an iteration; its pixels go in the second frame."""
+def iteration(job: Any, index: int, loss: float, width: int, height: int, channels: int, *,
+              sample_format: str = U8) -> dict[str, Any]:
+    """Header of an iteration; its pixels go in the second frame, in the request's sample format."""
     return {"type": ITERATION, "job": job, "iteration": index, "loss": loss, "width": width, "height": height,
-            "channels": channels}
+            "channels": channels, "format": sample_format}
 
 
 def done(job: Any) -> dict[str, Any]:
@@ -195,8 +207,17 @@ def error(job: Any, code: str, message: str) -> dict[str, Any]:
     return {"type": ERROR, "job": job, "code": code, "message": message}
 
 
-def pixel_count(width: int, height: int, channels: int) -> int:
-    return width * height * channels
+def frame_bytes(width: int, height: int, channels: int, sample_format: str = U8) -> int:
+    """The length of a pixel frame: width·height·channels·bytes per sample."""
+    return width * height * channels * SAMPLE_BYTES[sample_format]
+
+
+def sample_format_of(header: dict[str, Any], job: Any = None) -> str:
+    """A message's "format" (absent: u8); ProtocolError for anything but a known name."""
+    value = header.get("format", U8)
+    if not isinstance(value, str) or value not in SAMPLE_BYTES:
+        raise ProtocolError(E_BAD_REQUEST, f'"format" must be one of {", ".join(SAMPLE_FORMATS)}, got {value!r}', job)
+    return value
 
 
 def dream_size(width: int, height: int, max_size: int) -> tuple[int, int]:
@@ -226,6 +247,7 @@ class DreamRequest:
     params: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     max_size: int = 0
+    sample_format: str = U8
 
 
 def job_id(header: dict[str, Any]) -> Any:
@@ -287,7 +309,8 @@ def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
 
 def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -> DreamRequest:
     """Validate a `dream` request. Sizes come first, before the pixels are looked at: the request's
-    against MAX_REQUEST_PIXELS, the size it is dreamt at (after max_size) against max_pixels."""
+    against MAX_REQUEST_PIXELS and its frame against MAX_REQUEST_BYTES, the size it is dreamt at (after
+    max_size) against max_pixels."""
     job = job_id(header)
     width = _int_field(header, "width", job, 1)
     height = _int_field(header, "height", job, 1)
@@ -295,9 +318,14 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
     if type(channels) is not int or channels not in CHANNELS:
         raise ProtocolError(E_BAD_REQUEST, f'"channels" must be 3 (RGB) or 4 (RGBA), got {channels!r}', job)
     max_size = _int_field(header, "max_size", job, 0, default=0) if header.get("max_size") is not None else 0
+    sample_format = sample_format_of(header, job)
     if width * height > MAX_REQUEST_PIXELS:
         raise ProtocolError(E_TOO_LARGE, f"{width}×{height} is over the {MAX_REQUEST_PIXELS:,} pixels a request "
                             "may carry", job)
+    expected = frame_bytes(width, height, channels, sample_format)
+    if expected > MAX_REQUEST_BYTES:
+        raise ProtocolError(E_TOO_LARGE, f"{width}×{height}×{channels} at {sample_format} is a {expected:,}-byte "
+                            f"pixel frame, over the {MAX_REQUEST_BYTES:,} bytes a request may carry", job)
     dream_width, dream_height = dream_size(width, height, max_size)
     if dream_width * dream_height > max_pixels:
         raise ProtocolError(
@@ -309,11 +337,11 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
         )
     if pixels is None:
         raise ProtocolError(E_MALFORMED, "a dream request needs a second frame with the pixels", job)
-    expected = pixel_count(width, height, channels)
     if len(pixels) != expected:
         raise ProtocolError(
             E_BAD_REQUEST,
-            f"pixel frame has {len(pixels)} bytes, expected {width}×{height}×{channels} = {expected}",
+            f"pixel frame has {len(pixels)} bytes, expected {width}×{height}×{channels}"
+            f"{f'×{SAMPLE_BYTES[sample_format]} ({sample_format})' if sample_format != U8 else ''} = {expected}",
             job,
         )
     preset = header.get("preset")
@@ -326,7 +354,8 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
     seed = header.get("seed")
     if seed is not None:
         seed = _int_field(header, "seed", job, 0)
-    return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size)
+    return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size,
+                        sample_format=sample_format)
 
 
 # ---- animations (additive: an older client never sends `animate`, so never gets `frame`) -------------
@@ -400,6 +429,9 @@ def parse_animate(header: dict[str, Any], pixels: bytes | None, max_pixels: int,
                             f"pixels; an animation may have at most {max_animation_pixels:,}: fewer frames or a "
                             "smaller layer", job)
     request = parse_dream(header, pixels, max_pixels)
+    if request.sample_format != U8:
+        raise ProtocolError(E_BAD_REQUEST, f'animations are 8-bit: "format" must be "{U8}" (or absent), not '
+                            f'{request.sample_format!r}', job)
     if frames * request.iterations > MAX_ANIMATION_ITERATIONS:
         raise ProtocolError(E_TOO_LARGE, f"{frames:,} frames × {request.iterations:,} iterations is over the "
                             f"{MAX_ANIMATION_ITERATIONS:,} iterations an animation may take", job)

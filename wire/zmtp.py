@@ -32,7 +32,7 @@ RETRY_AFTER_ERROR_S = 1.0  # a peer that broke the protocol is not hammered
 CONNECT_TIMEOUT_S = 5.0
 HANDSHAKE_TIMEOUT_S = 30.0  # libzmq's default ZMQ_HANDSHAKE_IVL
 MAX_QUEUED = 1000  # libzmq's default send high-water mark
-# Larger than any message of the wire format (a 100 MP RGBA image is 400 MB); a length beyond it is junk.
+# Larger than any message of the wire format (a pixel frame is at most 400 MB); a length beyond it is junk.
 MAX_FRAME_BYTES = 1 << 30
 CLOSE_WAIT_S = 1.0  # at most this long in close(); a connect under way may take longer, in the background
 RECV_CHUNK = 1 << 18

@@ -17,3 +17,9 @@ def deprocess(x: np.ndarray) -> np.ndarray:
     """The inverse of preprocess, clipped to 0..255 and rounded to uint8 RGB."""
     rgb = (x + BGR_MEANS)[..., ::-1]
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def deprocess_levels(x: np.ndarray) -> np.ndarray:
+    """The inverse of preprocess as float32 RGB levels clipped to 0..255, not rounded: for 16-bit and float
+    images, whose results must not fall on the 8-bit grid."""
+    return np.clip((x + BGR_MEANS)[..., ::-1], 0.0, 255.0).astype(np.float32)

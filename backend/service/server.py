@@ -315,7 +315,8 @@ class Server:
 
         def on_iteration(iteration: int, loss: float, pixels: bytes) -> None:
             request = job.request
-            emit(protocol.iteration(job_id, iteration, loss, request.width, request.height, request.channels), pixels)
+            emit(protocol.iteration(job_id, iteration, loss, request.width, request.height, request.channels,
+                                    sample_format=request.sample_format), pixels)
 
         emit(protocol.started(job_id))
         try:

@@ -22,8 +22,9 @@ from typing import Any
 import choices
 import frames
 import gi
+import precision
 import session
-from gi.repository import Gegl, Gimp, GObject
+from gi.repository import Gimp, GObject
 
 from wire import protocol
 
@@ -113,8 +114,7 @@ def animate(plugin: ModuleType, procedure: Gimp.Procedure, run_mode: Gimp.RunMod
         return plugin.finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                              "the selection does not overlap the layer: select a part of it, or nothing")
     channels = 4 if source.has_alpha() else 3
-    pixels = source.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0, plugin.pixel_format(channels),
-                                     Gegl.AbyssPolicy.CLAMP)
+    pixels = plugin.read_pixels(source, (x, y, width, height), channels, protocol.U8)  # frames are 8-bit
     result = FramesImage(plugin, source, width, height, setting("frame-ms"), show=ui_mode)
     progress = plugin.ProgressWindow() if ui_mode else plugin.StatusProgress()
     status, message = Gimp.PDBStatusType.SUCCESS, None
@@ -175,7 +175,7 @@ class FramesImage:
         layer = Gimp.Layer.new(self.image, frames.frame_name(kept.number, self.frame_ms), self.width, self.height,
                                kind, 100.0, Gimp.LayerMode.NORMAL)
         self.image.insert_layer(layer, None, 0)
-        self.plugin.write(layer, self.plugin.pixel_format(kept.channels), kept.pixels)
+        self.plugin.write(layer, precision.gegl_format(kept.channels, protocol.U8), kept.pixels)
         if self.show and kept.number == 1:
             Gimp.Display.new(self.image)
         Gimp.displays_flush()

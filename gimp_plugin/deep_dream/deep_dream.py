@@ -32,6 +32,7 @@ sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored p
 import animation  # noqa: E402  (the second procedure: Deep Dream Animation)
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
 import layers  # noqa: E402
+import precision  # noqa: E402  (standard library only)
 import recipes  # noqa: E402
 
 from wire import protocol  # noqa: E402  (standard library only)
@@ -212,11 +213,7 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       "the selection does not overlap the layer: select a part of it, or nothing")
     channels = 4 if source.has_alpha() else 3
-    pixels = source.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0, pixel_format(channels),
-                                     Gegl.AbyssPolicy.CLAMP)
     result = Result(image, source, (x, y, width, height), plan.preset)
-    dreamt = recipes.source_record(source.get_name(), source.get_tattoo(), (source.get_width(), source.get_height()),
-                                   (x, y, width, height), pixels)
     progress = ProgressWindow() if ui_mode else StatusProgress()
     status, message = Gimp.PDBStatusType.SUCCESS, None
     try:
@@ -224,12 +221,17 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
             progress.status(f"Connecting to the backend at {endpoint}…")
             hello = launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status,
                                      progress.pause).hello
+            # The layer at its own precision (8-bit, 16-bit or float), if this backend takes it.
+            sample_format = precision.wire_format(image.get_precision().value_nick, hello.get("formats"))
+            pixels = read_pixels(source, (x, y, width, height), channels, sample_format)
+            dreamt = recipes.source_record(source.get_name(), source.get_tattoo(),
+                                           (source.get_width(), source.get_height()), (x, y, width, height), pixels)
             stamp = recipes.Stamp(plan, dreamt, hello)
             for warning in replayed.warnings(hello, pixels) if replayed else []:
                 Gimp.message(f"{TITLE} Again: {warning}")
             job = session.DreamSession(client, uuid.uuid4().hex, plan.iterations, plan.keep_every)
             job.submit(pixels, width, height, channels, plan.preset, plan.seed, plan.max_size, plan.params,
-                       plan.schedule)
+                       plan.schedule, sample_format=sample_format)
             while not job.finished:
                 for kept in job.poll(POLL_S):
                     attach_recipe(result.add(kept), stamp.text(job, kept.number))
@@ -266,9 +268,11 @@ def drawable_problem(drawables: list[Gimp.Drawable]) -> str | None:
     return None
 
 
-def pixel_format(channels: int) -> str:
-    """8-bit sRGB, as the wire format wants it: GEGL converts grey and other precisions."""
-    return "R'G'B'A u8" if channels == 4 else "R'G'B' u8"
+def read_pixels(source: Gimp.Drawable, area: tuple[int, int, int, int], channels: int, sample_format: str) -> bytes:
+    """The area's pixels as the wire wants them: sRGB-encoded RGB(A) in that sample format, little-endian."""
+    pixels = source.get_buffer().get(Gegl.Rectangle.new(*area), 1.0, precision.gegl_format(channels, sample_format),
+                                     Gegl.AbyssPolicy.CLAMP)
+    return precision.swap_to_wire(pixels, sample_format)
 
 
 def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
@@ -312,7 +316,9 @@ class Result:
                                Gimp.LayerMode.NORMAL)
         self.image.insert_layer(layer, self.group, 0)  # newest on top
         layer.set_offsets(*self.offsets)
-        write(layer, pixel_format(kept.channels), kept.pixels)
+        # At the precision it was dreamt in (the image's): GEGL converts grey and linear data.
+        write(layer, precision.gegl_format(kept.channels, kept.sample_format),
+              precision.swap_to_wire(kept.pixels, kept.sample_format))
         if self.mask is not None:
             mask = layer.create_mask(Gimp.AddMaskType.WHITE)
             layer.add_mask(mask)

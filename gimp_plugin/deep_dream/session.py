@@ -44,6 +44,7 @@ class Kept:
     width: int
     height: int
     channels: int
+    sample_format: str = protocol.U8  # of `pixels`: the format the dream was submitted in
 
 
 class TimeLeft:
@@ -168,18 +169,22 @@ class DreamSession:
         self.seed: int | None = None  # the seed and settings the backend dreams with, once it has accepted
         self.settings: dict[str, Any] | None = None  # (an older backend does not tell the settings)
         self._expected: tuple[int, int, int] = (0, 0, 0)
+        self._format = protocol.U8
         self._last_message = self._last_check = self._stop_deadline = clock()
 
     # ---- driving it -------------------------------------------------------------------------------
 
     def submit(self, pixels: bytes, width: int, height: int, channels: int, preset: str, seed: int | None,
-               max_size: int, params: dict[str, Any] | None = None, schedule: int | None = None) -> None:
+               max_size: int, params: dict[str, Any] | None = None, schedule: int | None = None, *,
+               sample_format: str = protocol.U8) -> None:
         """schedule: ask for that many iterations (over self.iterations) and end, done, after self.iterations: a
-        recipe's iteration k of N, which octaves dream on the schedule of all N."""
+        recipe's iteration k of N, which octaves dream on the schedule of all N. sample_format: that of `pixels`
+        (u8, u16, f32); the iterations come back in it."""
         self._expected = (width, height, channels)
+        self._format = sample_format
         self.schedule = max(schedule or 0, self.iterations)
         self.client.dream(self.job, pixels, width, height, channels, preset, self.schedule, params=params or None,
-                          seed=seed, max_size=max_size)
+                          seed=seed, max_size=max_size, sample_format=sample_format)
         self.state = State.SUBMITTED
         self._last_message = self._last_check = self.clock()
 
@@ -260,9 +265,12 @@ class DreamSession:
         number = _number(header, "iteration", -1) + 1
         size = (header.get("width"), header.get("height"), header.get("channels"))
         width, height, channels = self._expected
-        if size != self._expected or pixels is None or len(pixels) != width * height * channels:
-            self._fail(f"the backend sent iteration {number} as {size[0]}×{size[1]}×{size[2]} with "
-                       f"{len(pixels or b'')} bytes, not the {width}×{height}×{channels} image asked for")
+        sample_format = header.get("format", protocol.U8)  # a backend older than the field sends 8-bit
+        expected_bytes = protocol.frame_bytes(width, height, channels, self._format)
+        if size != self._expected or sample_format != self._format or pixels is None or len(pixels) != expected_bytes:
+            self._fail(f"the backend sent iteration {number} as {size[0]}×{size[1]}×{size[2]} {sample_format} with "
+                       f"{len(pixels or b'')} bytes, not the {width}×{height}×{channels} {self._format} image "
+                       "asked for")
             return []
         self.time_left.iteration_done()
         self.iteration, self.evaluation = number, 0
@@ -272,7 +280,7 @@ class DreamSession:
         if number == self.iterations < self.schedule:  # the rest of the schedule is not wanted
             self.client.cancel(self.job)
             self.state = State.DONE
-        return [Kept(number, pixels, width, height, channels)]
+        return [Kept(number, pixels, width, height, channels, self._format)]
 
     def _end(self, stopping: bool, failure: str) -> None:
         """A cancelled, error or malformed message: what we asked for while stopping, a failure otherwise."""

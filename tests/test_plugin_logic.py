@@ -160,8 +160,29 @@ def test_the_plugin_offers_the_presets_the_backend_loads(monkeypatch, tmp_path):
 @pytest.mark.usefixtures("transport")
 def test_presets_of_a_running_backend(backend, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))  # no user file
-    assert choices.backend_preset_names(backend.endpoint) == [*choices.BUILTIN_PRESETS, "tiny"]
+    from backend.core.presets import BUILTIN_PRESETS
+
+    found = choices.backend_presets(backend.endpoint)
+    assert list(found) == [*choices.BUILTIN_PRESETS, "tiny"]
     assert choices.preset_names(backend.endpoint) == [*choices.BUILTIN_PRESETS, "tiny"]
+    # what each does and its octaves come from the backend: what the dialog shows and estimates with
+    for name, preset in BUILTIN_PRESETS.items():
+        assert found[name] == choices.PresetInfo(preset.description, preset.octaves, preset.octave_scale)
+    assert found["tiny"] == choices.PresetInfo()  # the test's user preset has no description, one octave
+
+
+def test_a_user_presets_description_reaches_the_dialog(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "presets.json").write_text(json.dumps({
+        "calm": {"features": {"block3_conv1": 0.1}, "description": "Soft ripples.", "octaves": 3,
+                 "octave_scale": 1.5},
+        "odd": {"features": {"block3_conv1": 0.1}, "description": 7, "octaves": 99, "octave_scale": "big"},
+        "eyes": {"features": {"block3_conv1": 0.1}, "description": "My own eyes."}}))
+    found = choices.presets(free_endpoint())  # no backend: the file and the built-in texts
+    assert found["calm"] == choices.PresetInfo("Soft ripples.", 3, 1.5)
+    assert found["odd"] == choices.PresetInfo()  # malformed: the backend reports it; the dialog shows nothing
+    assert found["eyes"].description == "My own eyes."  # the user redefined a built-in: theirs is explained
+    assert found["dreamy"] == choices.BUILTIN_INFO["dreamy"]
 
 
 def test_presets_of_the_user_file_without_a_backend(tmp_path, monkeypatch):
@@ -561,7 +582,7 @@ def test_a_broken_presets_file_is_reported_as_the_backend_words_it(backend):
     kept_text = presets.read_text()
     presets.write_text('{"ghost": ')
     try:
-        assert choices.backend_preset_names(backend.endpoint) == list(choices.BUILTIN_PRESETS)  # built-ins on
+        assert list(choices.backend_presets(backend.endpoint)) == list(choices.BUILTIN_PRESETS)  # built-ins on
         with backend.client() as client:
             client.dream("raw", image(), 48, 40, 3, "ghost", 1)
             while (reply := client.receive(10))[0]["type"] != protocol.ERROR:

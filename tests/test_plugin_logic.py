@@ -31,6 +31,7 @@ from wire.client import BackendError, Client, NotListening
 sys.path.insert(0, str(ROOT / "gimp_plugin" / "deep_dream"))
 
 import choices  # noqa: E402
+import estimate  # noqa: E402
 import launcher  # noqa: E402
 import layers  # noqa: E402
 import session  # noqa: E402
@@ -612,6 +613,7 @@ def test_time_left_from_the_pace_so_far():
     left = session.TimeLeft(4, clock)
     assert left.seconds() is None and left.fraction() == 0.0
     left.start()
+    assert left.seconds() is None  # no estimate from the dialog, no pace yet
     clock.now += 2.0
     left.evaluation(2)  # 1 s per evaluation, 7 per iteration guessed: 28 in all
     assert left.seconds() == pytest.approx(26.0)
@@ -623,6 +625,30 @@ def test_time_left_from_the_pace_so_far():
     assert left.fraction() == pytest.approx(0.5)
 
 
+def test_time_left_starts_from_the_dialogs_estimate_and_weighs_the_octaves():
+    """The progress window counts down the estimate the dialog showed until the pace is known, and counts
+    work as the estimate does: an iteration of a small octave is quicker than one at full size."""
+    expected = estimate.Estimate.of(400, 200, 0, 2, 2.0, 4, {"seconds_per_megapixel": 10.0,
+                                                             "evaluations_per_iteration": 5})
+    assert expected.megapixels == [0.02, 0.02, 0.08, 0.08]  # 200×100 twice, then 400×200 twice
+    assert expected.seconds == pytest.approx(0.2 * 5 * 10.0)
+    clock = FakeClock()
+    left = session.TimeLeft(4, clock, evaluations_per_iteration=expected.evaluations_per_iteration,
+                            estimate=expected.seconds, weights=expected.megapixels)
+    left.start()
+    clock.now += 3.0
+    assert left.seconds() == pytest.approx(7.0)  # the estimate, counting down
+    clock.now += 2.0
+    left.evaluation(5)
+    left.iteration_done()  # 5 s for 5 evaluations of 0.02 MP: 0.1 of 1.0 weighted work done
+    assert left.fraction() == pytest.approx(0.1)
+    assert left.seconds() == pytest.approx(45.0)  # 0.9 left at 50 s per unit
+    clock.now += 5.0
+    left.evaluation(5)
+    left.iteration_done()
+    assert left.fraction() == pytest.approx(0.2) and left.seconds() == pytest.approx(40.0)
+
+
 @pytest.mark.parametrize("seconds, text", [
     (None, "estimating the time left…"), (0.2, "about 1 s left"), (42, "about 42 s left"),
     (150, "about 2 min left"), (3 * 3600 + 20 * 60, "about 3 h 20 min left"),
@@ -631,10 +657,72 @@ def test_time_left_in_words(seconds, text):
     assert session.describe_seconds(seconds) == text
 
 
-def test_progress_texts():
-    progress = session.Progress("Dreaming…", 3, 10, 4, -1234.56, 0.25, 90.0)
-    assert (progress.iteration_text, progress.evaluation_text, progress.loss_text, progress.time_left_text) == (
-        "Iteration 3 of 10", "Evaluation 4", "Loss -1,234.6", "about 2 min left")
+def test_progress_texts_need_no_jargon():
+    progress = session.Progress("Dreaming…", 3, 10, 4, -1234.56, 0.25, 90.0, 7.4)
+    assert (progress.iteration_text, progress.evaluation_text, progress.time_left_text) == (
+        "Iteration 3 of 10", "Refining it: step 4 of about 7", "about 2 min left")
+    assert session.Progress("Starting…", 0, 10, 0, None, 0.0, None).evaluation_text == ""
+
+
+@pytest.mark.parametrize("height, width, octaves, scale, iterations", [
+    (450, 900, 1, 1.4, 10), (450, 900, 4, 1.35, 10), (40, 48, 4, 1.35, 10), (32, 500, 3, 1.3, 2),
+    (1000, 700, 8, 4.0, 3), (33, 33, 2, 1.2, 7), (2048, 2048, 3, 1.3, 1),
+])
+def test_the_estimates_octave_plan_is_the_backends(height, width, octaves, scale, iterations):
+    from backend.core.dream import Octaves, octave_plan
+
+    assert estimate.octave_plan(height, width, octaves, scale, iterations) == octave_plan(
+        height, width, Octaves(octaves, scale), iterations, protocol.MIN_SIDE)
+
+
+def test_the_estimate_follows_size_max_size_and_iterations():
+    speed = {"seconds_per_megapixel": 2.0}
+    full = estimate.Estimate.of(1000, 500, 0, 1, 1.4, 10, speed)
+    assert full.seconds == pytest.approx(0.5 * 10 * estimate.EVALUATIONS_PER_ITERATION * 2.0)
+    assert estimate.Estimate.of(1000, 500, 500, 1, 1.4, 10, speed).seconds == pytest.approx(full.seconds / 4)
+    assert estimate.Estimate.of(1000, 500, 0, 1, 1.4, 20, speed).seconds == pytest.approx(full.seconds * 2)
+    assert estimate.Estimate.of(1000, 500, 0, 3, 1.4, 9, speed).seconds < full.seconds  # smaller octaves first
+    for broken in (None, {}, {"seconds_per_megapixel": 0}, {"seconds_per_megapixel": "fast"},
+                   {"seconds_per_megapixel": True}, {"seconds_per_megapixel": float("nan")}, [1.0]):
+        assert estimate.Estimate.of(1000, 500, 0, 1, 1.4, 10, broken).seconds is None
+
+
+@pytest.mark.parametrize("seconds, cached, words", [
+    (None, True, "estimated once the backend has run"), (42, False, "Time: about 42 s (from the backend's measured"),
+    (150, True, "Time: about 2 min (from the backend's speed last time)"),
+])
+def test_the_estimate_in_words(seconds, cached, words):
+    assert words in estimate.estimate_text(seconds, cached)
+
+
+def test_the_last_speed_is_kept_for_the_next_dialog(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert estimate.load_speed() is None
+    estimate.save_speed({"seconds_per_megapixel": 0})  # nothing measured: nothing kept
+    assert estimate.load_speed() is None
+    estimate.save_speed({"seconds_per_megapixel": 3.5, "evaluations_per_iteration": 6.5, "measured_by": "dream"})
+    assert estimate.load_speed() == {"seconds_per_megapixel": 3.5, "evaluations_per_iteration": 6.5,
+                                     "measured_by": "dream"}
+    estimate.speed_file().write_text("{broken")
+    assert estimate.load_speed() is None
+    estimate.speed_file().unlink()
+    estimate.speed_file().mkdir()  # unwritable: a cache, nothing fails
+    estimate.save_speed({"seconds_per_megapixel": 1.0})
+
+
+def test_the_backends_measured_speed_reaches_the_dialog(backend, silent_endpoint):
+    """hello reports the speed measured at start, then each dream's: the dialog's estimate uses it."""
+    speed = estimate.fetch_speed(backend.endpoint, timeout=5.0)
+    assert speed is not None and speed["seconds_per_megapixel"] > 0
+    with backend.client() as client:
+        job = session.DreamSession(client, "speed", 2, 1)
+        job.submit(image(), 48, 40, 3, "tiny", 1, 0)
+        run_to_end(job)
+        assert job.state is session.State.DONE
+        after = client.hello()["speed"]
+    assert after["measured_by"] == "dream" and after["seconds_per_megapixel"] > 0
+    assert 1 <= after["evaluations_per_iteration"] <= 30
+    assert estimate.fetch_speed(silent_endpoint) is None and estimate.fetch_speed(free_endpoint()) is None
 
 
 def test_the_plugin_file_is_executable_and_thin():

@@ -64,6 +64,11 @@ def octave_params(octaves: int, octave_scale: float) -> dict[str, int | float]:
     return params
 
 
+def effective_octaves(info: PresetInfo, params: dict[str, int | float]) -> tuple[int, float]:
+    """(octaves, octave scale) a dream will use: the dialog's overrides (octave_params) over the preset's."""
+    return int(params.get("octaves", info.octaves)), float(params.get("octave_scale", info.octave_scale))
+
+
 def default_endpoint() -> str:
     return os.environ.get(ENDPOINT_VARIABLE) or protocol.DEFAULT_ENDPOINT
 

@@ -24,12 +24,13 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored pyzmq, then wire/ and our modules
 
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
+import estimate  # noqa: E402
 import layers  # noqa: E402
 
 from wire import protocol  # noqa: E402  (standard library only)
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # annotations only: session is imported in dream()
     from session import Kept, Progress
 
 PROCEDURE = "python-fu-deep-dream"
+HELP_DOMAIN = "deep-dream-gimp"  # our pages, not GIMP's manual: help/<language>/gimp-help.xml maps PROCEDURE
 TITLE = "Deep Dream"
 POLL_S = 0.05  # the longest the window goes without being redrawn
 MASK_FORMAT = "Y float"  # read and written alike, so the selection's values come back exactly
@@ -47,6 +49,12 @@ READWRITE = GObject.ParamFlags.READWRITE
 class DeepDream(Gimp.PlugIn):
     def do_set_i18n(self, name: str) -> bool:
         return False
+
+    def do_query_procedures(self) -> list[str]:
+        # GIMP takes a help domain only while it queries a plug-in (then keeps it in pluginrc); the procedure
+        # itself is registered by init, below.
+        self.set_help_domain(HELP_DOMAIN, Gio.File.new_for_path(os.path.join(PLUGIN_DIR, "help")))
+        return []
 
     def do_init_procedures(self) -> list[str]:
         # init, not query: GIMP asks at every start instead of caching the answer until the plug-in file
@@ -60,33 +68,41 @@ class DeepDream(Gimp.PlugIn):
         procedure.set_menu_label("Deep _Dream…")
         procedure.add_menu_path("<Image>/Filters/Artistic")
         procedure.set_documentation(
-            "Dream a layer with VGG16 (Deep Dream)",
-            "Sends the layer (or the selected part of it) to the Deep Dream backend and adds the dreamt "
-            "iterations as layers of a new group above it. The backend is started if it is not running.",
+            "Let a picture-recognition network dream patterns, eyes and swirls into a layer",
+            "Sends the layer (or the selected part of it) to the Deep Dream backend, which strengthens what a "
+            "picture-recognition network sees in it, and adds each round of dreaming (iteration) as a layer of "
+            "a new group above it. The backend is started if it is not running.",
             name,
         )
         procedure.set_attribution("Deep Dream for GIMP", "Deep Dream for GIMP contributors", "2025")
 
+        # Labels say what 0 means and the unit; mnemonics avoid the dialog's buttons' (_OK, _Cancel, _Help,
+        # _Reset, _Save Settings, _Load Saved Settings) and each other's.
         endpoint = choices.default_endpoint()
         preset_choice = Gimp.Choice.new()
-        for index, preset in enumerate(choices.preset_names(endpoint)):
-            preset_choice.add(preset, index, preset, "")
-        procedure.add_choice_argument("preset", "_Preset", "Dream preset: the built-ins and the user's own",
+        for index, (preset, info) in enumerate(choices.presets(endpoint).items()):
+            preset_choice.add(preset, index, preset, info.description)
+        procedure.add_choice_argument("preset", "_Preset", "The kind of dream: the built-ins and the user's own",
                                       preset_choice, choices.DEFAULT_PRESET, READWRITE)
-        procedure.add_int_argument("iterations", "_Iterations", "Number of iterations", 1, 200, 10, READWRITE)
-        procedure.add_int_argument("keep-every", "_Keep every", "Keep every k-th iteration as a layer (and the last)",
-                                   1, 200, 1, READWRITE)
-        procedure.add_int_argument("max-size", "_Maximum size", "Dream on a copy this long at most (0 = full size)",
+        procedure.add_int_argument("iterations", "_Iterations", "Rounds of dreaming; each one becomes a layer",
+                                   1, 200, 10, READWRITE)
+        procedure.add_int_argument("keep-every", "_Keep every Nth iteration as a layer",
+                                   "Keep every N-th iteration as a layer (and the last)", 1, 200, 1, READWRITE)
+        procedure.add_int_argument("max-size", "_Max. size in pixels (0 = full size)",
+                                   "Dream on a copy whose longer side is at most this many pixels (0 = full size)",
                                    0, 65536, 0, READWRITE)
-        procedure.add_int_argument("octaves", "_Octaves", "Dream at this many scales, smallest first, carrying the "
-                                   "detail up (0 = the preset's own; 1 = one scale)", 0, protocol.MAX_OCTAVES, 0,
-                                   READWRITE)
-        procedure.add_double_argument("octave-scale", "Octave sc_ale", "Size ratio between neighbouring octaves "
-                                      "(0 = the preset's own)", 0.0, protocol.MAX_OCTAVE_SCALE, 0.0, READWRITE)
-        procedure.add_int_argument("seed", "_Seed", "Random seed for the jitter (0 = random)", 0, 2**31 - 1, 0,
-                                   READWRITE)
-        procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend", endpoint,
-                                      READWRITE)
+        procedure.add_int_argument("octaves", "Si_zes dreamt at (0 = the preset's own)",
+                                   "Dream at this many sizes (octaves), smallest first, carrying the detail up "
+                                   "(0 = the preset's own; 1 = the picture's size only)", 0, protocol.MAX_OCTAVES,
+                                   0, READWRITE)
+        procedure.add_double_argument("octave-scale", "Size ra_tio between them (0 = the preset's own)",
+                                      "Size ratio between neighbouring octaves, over 1 (0 = the preset's own)",
+                                      0.0, protocol.MAX_OCTAVE_SCALE, 0.0, READWRITE)
+        procedure.add_int_argument("seed", "Ra_ndom seed (0 = random)",
+                                   "Seed of the small random shifts the dream makes; the same seed dreams the "
+                                   "same again (0 = random)", 0, 2**31 - 1, 0, READWRITE)
+        procedure.add_string_argument("endpoint", "_Backend address", "ZeroMQ endpoint of the Deep Dream backend",
+                                      endpoint, READWRITE)
         return procedure
 
 
@@ -113,6 +129,10 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
     if problem:
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, problem)
     source = drawables[0]
+    found, x, y, width, height = source.mask_intersect()
+    if not found:
+        return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
+                      "the selection does not overlap the layer: select a part of it, or nothing")
 
     ui_mode = run_mode != Gimp.RunMode.NONINTERACTIVE
     if ui_mode:
@@ -120,7 +140,7 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         from gi.repository import GimpUi
 
         GimpUi.init("deep_dream")
-        if run_mode == Gimp.RunMode.INTERACTIVE and not settings_dialog(GimpUi, procedure, config):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not settings_dialog(GimpUi, procedure, config, width, height):
             return finish(procedure, Gimp.PDBStatusType.CANCEL)
     preset = config.get_property("preset")
     iterations = config.get_property("iterations")
@@ -139,10 +159,6 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       f"Deep Dream's plug-in files are incomplete ({exc}): run install.py again")
 
-    found, x, y, width, height = source.mask_intersect()
-    if not found:
-        return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
-                      "the selection does not overlap the layer: select a part of it, or nothing")
     channels = 4 if source.has_alpha() else 3
     pixels = source.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0, pixel_format(channels),
                                      Gegl.AbyssPolicy.CLAMP)
@@ -152,8 +168,18 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
     try:
         with Client(endpoint) as client:
             progress.status(f"Connecting to the backend at {endpoint}…")
-            launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status, progress.pause)
-            job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
+            backend = launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status,
+                                       progress.pause)
+            speed = backend.hello.get("speed")
+            estimate.save_speed(speed)  # for the next dialog, before a backend runs
+            info = choices.preset_info(client.presets().get(preset))
+            octaves, scale = choices.effective_octaves(info, params)
+            expected = estimate.Estimate.of(width, height, config.get_property("max-size"), octaves, scale,
+                                            iterations, speed)
+            time_left = session.TimeLeft(iterations, evaluations_per_iteration=expected.evaluations_per_iteration,
+                                         estimate=expected.seconds, weights=expected.megapixels)
+            job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"),
+                                       time_left=time_left)
             job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
                        config.get_property("max-size"),
                        params)
@@ -198,9 +224,45 @@ def pixel_format(channels: int) -> str:
     return "R'G'B'A u8" if channels == 4 else "R'G'B' u8"
 
 
-def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
+def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, width: int,
+                    height: int) -> bool:
+    """Preset (and what it does) and iterations first, with the time the run will take; the rest under
+    Advanced. The description and the estimate follow the settings as they change."""
+    endpoint = config.get_property("endpoint")
+    presets = choices.presets(endpoint)
+    speed, cached = estimate.fetch_speed(endpoint), False
+    if speed is None:
+        speed, cached = estimate.load_speed(), True
+    else:
+        estimate.save_speed(speed)
+
     dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLE)
-    dialog.fill(None)
+    description = dialog.get_label("preset-description", "", False, False)
+    time_label = dialog.get_label("estimate", "", False, False)
+    for label in (description, time_label):
+        label.set_line_wrap(True)
+        label.set_max_width_chars(48)
+        label.set_xalign(0.0)
+    dialog.get_label("advanced-title", "_Advanced", False, True)
+    dialog.fill_box("advanced-box", ["keep-every", "max-size", "octaves", "octave-scale", "seed", "endpoint"])
+    dialog.fill_expander("advanced", "advanced-title", False, "advanced-box")
+
+    def explain(*_: object) -> None:
+        info = presets.get(config.get_property("preset"), choices.PresetInfo())
+        description.set_text(info.description)
+        try:
+            octaves, scale = choices.effective_octaves(info, choices.octave_params(
+                config.get_property("octaves"), config.get_property("octave-scale")))
+        except ValueError as exc:
+            time_label.set_text(str(exc))
+            return
+        expected = estimate.Estimate.of(width, height, config.get_property("max-size"), octaves, scale,
+                                        config.get_property("iterations"), speed)
+        time_label.set_text(estimate.estimate_text(expected.seconds, cached))
+
+    explain()
+    config.connect("notify", explain)
+    dialog.fill(["preset", "preset-description", "iterations", "estimate", "advanced"])
     accepted = dialog.run()
     dialog.destroy()
     return accepted
@@ -279,7 +341,7 @@ class ProgressWindow:
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, border_width=12)
         self.dialog.get_content_area().add(box)
         self.labels: dict[str, Gtk.Label] = {}
-        for name in ("status", "iteration", "evaluation", "loss", "time"):
+        for name in ("status", "iteration", "evaluation", "time"):
             self.labels[name] = Gtk.Label(xalign=0.0)
             box.pack_start(self.labels[name], False, False, 0)
             if name == "status":
@@ -318,7 +380,6 @@ class ProgressWindow:
         self.bar.set_fraction(progress.fraction)
         self.labels["iteration"].set_text(progress.iteration_text)
         self.labels["evaluation"].set_text(progress.evaluation_text)
-        self.labels["loss"].set_text(progress.loss_text)
         self.labels["time"].set_text(progress.time_left_text)
         self.pump()
 

@@ -10,6 +10,7 @@ Standard library only (GIMP's Python), unit-tested on the host.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +35,31 @@ def octave_plan(height: int, width: int, octaves: int, scale: float, iterations:
     return [(size, n) for size, n in zip(sizes, split, strict=True) if n > 0]
 
 
-def work(width: int, height: int, max_size: int, octaves: int, scale: float, iterations: int,
-         evaluations_per_iteration: float = EVALUATIONS_PER_ITERATION) -> float:
-    """Megapixel-evaluations a dream of this layer (or selection) takes."""
+def iteration_megapixels(width: int, height: int, max_size: int, octaves: int, scale: float,
+                         iterations: int) -> list[float]:
+    """The megapixels each iteration of a dream of this layer (or selection) is dreamt at, in order."""
     dream_width, dream_height = protocol.dream_size(width, height, max_size)
     plan = octave_plan(dream_height, dream_width, octaves, scale, iterations)
-    return sum(h * w / 1e6 * count for (h, w), count in plan) * evaluations_per_iteration
+    return [h * w / 1e6 for (h, w), count in plan for _ in range(count)]
 
 
-def seconds(width: int, height: int, max_size: int, octaves: int, scale: float, iterations: int,
-            speed: dict[str, Any] | None) -> float | None:
-    """The estimated seconds, from the backend's `speed` report (None without one)."""
-    per_megapixel = _positive(speed, "seconds_per_megapixel")
-    if per_megapixel is None:
-        return None
-    per_iteration = _positive(speed, "evaluations_per_iteration") or EVALUATIONS_PER_ITERATION
-    return work(width, height, max_size, octaves, scale, iterations, per_iteration) * per_megapixel
+@dataclass(frozen=True)
+class Estimate:
+    """A dream's expected work and time: what the dialog shows and the progress window starts from."""
+
+    megapixels: list[float]  # per iteration, in order
+    evaluations_per_iteration: float
+    seconds: float | None  # None without a measured speed
+
+    @classmethod
+    def of(cls, width: int, height: int, max_size: int, octaves: int, scale: float, iterations: int,
+           speed: dict[str, Any] | None) -> Estimate:
+        """For a layer (or selection) of width×height, from the backend's `speed` report (hello's)."""
+        megapixels = iteration_megapixels(width, height, max_size, octaves, scale, iterations)
+        per_iteration = _positive(speed, "evaluations_per_iteration") or EVALUATIONS_PER_ITERATION
+        per_megapixel = _positive(speed, "seconds_per_megapixel")
+        seconds = None if per_megapixel is None else sum(megapixels) * per_iteration * per_megapixel
+        return cls(megapixels, per_iteration, seconds)
 
 
 def _positive(speed: dict[str, Any] | None, name: str) -> float | None:
@@ -76,6 +86,20 @@ def estimate_text(estimate: float | None, cached: bool) -> str:
                 "takes a minute)")
     where = "the backend's speed last time" if cached else "the backend's measured speed"
     return f"Time: {duration_text(estimate)} (from {where})"
+
+
+def fetch_speed(endpoint: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    """A running backend's speed report, asked with a short time-out; None if none runs (or it has none)."""
+    try:
+        from wire.client import Client, is_listening
+
+        if not is_listening(endpoint, timeout / 2):
+            return None
+        with Client(endpoint) as client:
+            speed = client.hello(timeout / 2).get("speed")
+    except Exception:  # no backend, a bad endpoint, a broken install: the dialog opens regardless
+        return None
+    return speed if _positive(speed, "seconds_per_megapixel") is not None else None
 
 
 def speed_file() -> Path:

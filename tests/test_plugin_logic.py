@@ -688,11 +688,12 @@ def test_the_estimate_follows_size_max_size_and_iterations():
 
 
 @pytest.mark.parametrize("seconds, cached, words", [
-    (None, True, "estimated once the backend has run"), (42, False, "Time: about 42 s (from the backend's measured"),
-    (150, True, "Time: about 2 min (from the backend's speed last time)"),
+    (None, True, "estimated once the backend has run"),
+    (42, False, "Time for 96 × 64 pixels: about 42 s (from the backend's measured speed)"),
+    (150, True, "Time for 96 × 64 pixels: about 2 min (from the backend's speed last time)"),
 ])
 def test_the_estimate_in_words(seconds, cached, words):
-    assert words in estimate.estimate_text(seconds, cached)
+    assert words in estimate.estimate_text(seconds, cached, 96, 64)
 
 
 def test_the_last_speed_is_kept_for_the_next_dialog(tmp_path, monkeypatch):
@@ -731,7 +732,7 @@ def test_the_plugin_file_is_executable_and_thin():
     assert os.access(plugin, os.X_OK) and plugin.read_text().startswith("#!/usr/bin/env python3\n")
     code = subprocess.run(
         [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]); "
-         "import choices, launcher, layers, session; "
+         "import choices, estimate, launcher, layers, session; "
          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'tensorflow', 'gi', 'PIL')))",
          str(ROOT / "gimp_plugin" / "deep_dream"), str(ROOT)],
         capture_output=True, text=True, check=True)

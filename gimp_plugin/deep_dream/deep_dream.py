@@ -258,7 +258,7 @@ def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.
             return
         expected = estimate.Estimate.of(width, height, config.get_property("max-size"), octaves, scale,
                                         config.get_property("iterations"), speed)
-        time_label.set_text(estimate.estimate_text(expected.seconds, cached))
+        time_label.set_text(estimate.estimate_text(expected.seconds, cached, width, height))
 
     explain()
     config.connect("notify", explain)

@@ -79,13 +79,13 @@ def duration_text(seconds: float) -> str:
     return f"about {hours} h {minutes} min"
 
 
-def estimate_text(estimate: float | None, cached: bool) -> str:
+def estimate_text(estimate: float | None, cached: bool, width: int, height: int) -> str:
     """The dialog's line for an estimate made with a running backend's speed, or with the cached one."""
     if estimate is None:
         return ("Time: estimated once the backend has run (it starts when you press OK; the first start "
                 "takes a minute)")
     where = "the backend's speed last time" if cached else "the backend's measured speed"
-    return f"Time: {duration_text(estimate)} (from {where})"
+    return f"Time for {width} × {height} pixels: {duration_text(estimate)} (from {where})"
 
 
 def fetch_speed(endpoint: str, timeout: float = 1.0) -> dict[str, Any] | None:

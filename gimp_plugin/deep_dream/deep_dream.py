@@ -101,7 +101,8 @@ class DeepDream(Gimp.PlugIn):
         procedure.add_int_argument("seed", "Ra_ndom seed (0 = random)",
                                    "Seed of the small random shifts the dream makes; the same seed dreams the "
                                    "same again (0 = random)", 0, 2**31 - 1, 0, READWRITE)
-        procedure.add_string_argument("endpoint", "_Backend address", "ZeroMQ endpoint of the Deep Dream backend",
+        procedure.add_string_argument("endpoint", "_Backend address", "Where the Deep Dream backend listens (its "
+                                      "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5570)",
                                       endpoint, READWRITE)
         return procedure
 

@@ -649,6 +649,20 @@ def test_time_left_starts_from_the_dialogs_estimate_and_weighs_the_octaves():
     assert left.fraction() == pytest.approx(0.2) and left.seconds() == pytest.approx(40.0)
 
 
+def test_the_fraction_never_goes_back():
+    """An iteration that takes more evaluations than expected fills its share and no more."""
+    left = session.TimeLeft(3, FakeClock(), evaluations_per_iteration=5)
+    seen = []
+    for evaluations in (9, 3, 7):
+        for evaluation in range(1, evaluations + 1):
+            left.evaluation(evaluation)
+            seen.append(left.fraction())
+        left.iteration_done()
+        seen.append(left.fraction())
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert seen[8] == pytest.approx(1 / 3)  # the 9th evaluation of the first: its whole share, not more
+
+
 @pytest.mark.parametrize("seconds, text", [
     (None, "estimating the time left…"), (0.2, "about 1 s left"), (42, "about 42 s left"),
     (150, "about 2 min left"), (3 * 3600 + 20 * 60, "about 3 h 20 min left"),

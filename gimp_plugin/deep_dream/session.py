@@ -96,8 +96,11 @@ class TimeLeft:
         return self.finished_work + running, max(0.0, ahead - running)
 
     def fraction(self) -> float:
-        done, left = self._work()
-        return min(1.0, done / (done + left)) if done + left > 0 else 1.0
+        """The share of the work done, by iterations (each weighed by its pixels): it never goes back, even
+        when an iteration takes more evaluations than expected."""
+        running = min(self.current / self.per_iteration(), 1.0) * self._weight(self.finished)
+        total = sum(self.weights)
+        return min(1.0, (sum(self.weights[:self.finished]) + running) / total) if total > 0 else 1.0
 
     def seconds(self) -> float | None:
         if self.started_at is None:

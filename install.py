@@ -31,6 +31,7 @@ STAMP = VENV / ".requirements.sha256"
 PLUGIN_NAME = "deep_dream"
 PLUGIN_SOURCE = ROOT / "gimp_plugin" / PLUGIN_NAME
 WIRE_SOURCE = ROOT / "wire"
+HELP_DIR = "help"  # the plug-in's help pages (its GIMP help domain): help/en/gimp-help.xml maps the id to a page
 LAUNCH_FILE = "backend.json"  # how the plug-in starts the backend; read by gimp_plugin/deep_dream/launcher.py
 VENDOR_DIR = "_vendor"
 FLATPAK_GIMP = "org.gimp.GIMP"
@@ -310,6 +311,7 @@ def install_plugin(profile: Path) -> None:
         for source in sorted(PLUGIN_SOURCE.glob("*.py")):
             shutil.copy2(source, target / source.name)
         (target / f"{PLUGIN_NAME}.py").chmod(0o755)
+        shutil.copytree(PLUGIN_SOURCE / HELP_DIR, target / HELP_DIR, dirs_exist_ok=True)  # F1's page
         wire = target / "wire"
         wire.mkdir(exist_ok=True)
         for source in sorted(WIRE_SOURCE.glob("*.py")):

@@ -249,6 +249,7 @@ def serve(args: argparse.Namespace) -> int:
 
     engine = _engine(args, max_pixels=args.max_pixels)
     traced_s = engine.warm_up()  # before binding: whoever finds the port open gets an answer at once
+    engine.measure_speed()  # what `hello` reports as the speed until a dream measures it
     settings = Settings(args.max_queue, args.max_message_bytes, args.idle_timeout)
     security = None
     try:
@@ -342,7 +343,7 @@ def presets(args: argparse.Namespace) -> int:
     except PresetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({name: preset.to_json() for name, preset in loaded.items()}, indent=2))
+    print(json.dumps({name: preset.listing() for name, preset in loaded.items()}, indent=2))
     return 0
 
 

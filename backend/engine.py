@@ -18,11 +18,13 @@ import numpy as np
 
 from backend.core import imaging
 from backend.core.animation import FrameEvaluationCallback, Motion, animate
-from backend.core.dream import Diverged, LossAndGradient, Octaves, dream
+from backend.core.dream import Diverged, LossAndGradient, Octaves, dream, octave_plan
 from backend.core.loss import DreamLoss
 from backend.core.model import device_name, load_vgg16, resolve_weights, share_gpus
 from backend.core.preprocessing import deprocess, deprocess_levels, preprocess
 from backend.core.presets import BUILTIN_PRESETS, Preset, PresetError, load_presets
+from backend.core.vgg16_layers import VGG16_CONV_LAYERS
+from backend.speed import DreamTimer, Speed
 from wire import protocol
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,15 @@ class Engine:
         self.max_tile_pixels = tile_size**2 if tile_size else default_tile_pixels(self.device)
         self._presets_problem: str | None = None
         self._losses: OrderedDict[tuple[str, ...], DreamLoss] = OrderedDict()
+        self.speed = Speed()
         self.load_s = time.perf_counter() - started
         log.info("VGG16 with %s weights loaded on %s in %.1f s", self.weights.name, self.device, self.load_s)
 
     def info(self) -> dict[str, Any]:
+        speed = self.speed.report()
         return {"model": "vgg16", "weights": self.weights.name, "device": self.device, "max_pixels": self.max_pixels,
-                "max_tile_pixels": self.max_tile_pixels, "formats": list(SAMPLES)}
+                "max_tile_pixels": self.max_tile_pixels, "formats": list(SAMPLES),
+                **({"speed": speed} if speed else {})}
 
     def presets(self) -> tuple[dict[str, Preset], str | None]:
         """(presets, what is wrong with the user's file or None), read afresh each time so edits show
@@ -141,6 +146,22 @@ class Engine:
             self.loss_for(settings)(x)
         return time.perf_counter() - started
 
+    def measure_speed(self, side: int = 160, repeats: int = 2) -> float:
+        """Time the costliest preset (the deepest layer) on a side² image, best of `repeats` after one untimed
+        run, as the speed `hello` reports until a dream measures it; seconds per evaluation per megapixel."""
+        presets, _ = self.presets()
+        costliest = max(presets.values(), key=lambda p: max(VGG16_CONV_LAYERS.index(name) for name in p.features))
+        loss = self.loss_for(costliest)
+        x = np.random.default_rng(0).uniform(-60, 60, (side, side, 3)).astype(np.float32)
+        loss(x)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            loss(x)
+            times.append(time.perf_counter() - started)
+        self.speed.record(min(times), side * side / 1e6, "start")
+        return self.speed.seconds_per_megapixel or 0.0
+
     def prepare_worker(self, side: int = 1024) -> None:
         """In the thread that will dream: one whole iteration, and one L-BFGS run on a `side`² image with
         a NumPy-only loss. A thread's first large arrays come from a memory arena of its own that the
@@ -172,17 +193,23 @@ class Engine:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[tuple[int, float, np.ndarray]]:
         """(index, loss, H×W×3 RGB at the input's size) after each iteration: uint8 for uint8 input (the
-        seed's path, rounded to whole levels), else float32 levels 0..255 (imaging.to_levels), not rounded."""
+        seed's path, rounded to whole levels), else float32 levels 0..255 (imaging.to_levels), not rounded. Its
+        pace becomes the engine's measured speed."""
         exact = rgb.dtype != np.uint8
         height, width = rgb.shape[:2]
         dream_width, dream_height = protocol.dream_size(width, height, max_size)
         x0 = preprocess(imaging.resize(rgb, dream_width, dream_height))
         loss = self.loss_for(settings)
         octaves = Octaves(settings.octaves, settings.octave_scale)
+        timer = DreamTimer(octave_plan(dream_height, dream_width, octaves, iterations, protocol.MIN_SIDE))
+        on_evaluation = timer.wrap(on_evaluation)
+        finished = 0
         for step in dream(
             loss, x0, iterations, settings.jitter, seed, octaves, protocol.MIN_SIDE, max_step=settings.max_step,
             on_evaluation=on_evaluation, should_stop=should_stop,
         ):
+            finished += 1
+            timer.record(self.speed, finished)
             image = deprocess_levels(step.image) if exact else deprocess(step.image)
             yield step.index, step.loss, imaging.resize(image, width, height)
 

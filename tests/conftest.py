@@ -66,7 +66,7 @@ class BackendProcess:
         import json
 
         self.endpoint = free_endpoint()
-        presets = tmp / "presets.json"
+        presets = self.presets_file = tmp / "presets.json"  # read afresh for every request: tests may rewrite it
         presets.write_text(json.dumps(USER_PRESETS))
         self.output: list[str] = []
         self.process = subprocess.Popen(

@@ -43,7 +43,8 @@ VALUES: list[Any] = [None, True, False, 0, 1, -1, 2, 8, 3.5, -0.0, 1e308, -1e308
                      "8", "x" * 300, "doggos", "tiny", "nightmare", "block1_conv1", "block9_conv9", [], [8], {},
                      {"block1_conv1": 0.05}, {"block9_conv9": 1}, {"block1_conv1": -1}, {"block1_conv1": "lots"},
                      {"features": {"block1_conv1": 0.05}}, {"features": {"block1_conv2": 1000}}, {"jitter": 300},
-                     {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300}, 1000, 1001,
+                     {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300},
+                     {"description": "a preset's text, not a setting"}, 1000, 1001,
                      0.4, 181, [1, 2], [-1e5, 0], [0, 0, 0], [None, 1], "u8", "u16", "f32", "U16", "float", "u32"]
 FIELDS = ["type", "job", "protocol", "width", "height", "channels", "preset", "iterations", "params", "seed",
           "max_size", "format", "extra", "frames", "zoom", "rotate", "pan", "centre", "blend"]

@@ -58,6 +58,9 @@ def test_install_is_idempotent_and_uninstall_removes_only_ours(tmp_path):
     assert (plugin / "wire" / "protocol.py").read_text() == (ROOT / "wire" / "protocol.py").read_text()
     assert (plugin / "recipes.py").read_text() == (ROOT / "gimp_plugin" / "deep_dream" / "recipes.py").read_text()
     assert (plugin / "wire" / "recipe.py").read_text() == (ROOT / "wire" / "recipe.py").read_text()
+    for page in ("gimp-help.xml", "index.html"):  # the help domain's map and the page F1 shows
+        shipped = ROOT / "gimp_plugin" / "deep_dream" / "help" / "en" / page
+        assert (plugin / "help" / "en" / page).read_bytes() == shipped.read_bytes()
     launch = json.loads((plugin / "backend.json").read_text())
     assert launch["command"][1:] == ["-m", "backend", "serve"] and Path(launch["cwd"]) == ROOT
     assert Path(launch["command"][0]).name.startswith("python")

@@ -64,3 +64,27 @@ def test_a_full_queue_is_a_clear_error(limited):
         assert time.monotonic() - started < 60
         dream(client, "room-again", iterations=1)
         assert events_until_end(client, "room-again")[-1][0]["type"] == "done"
+
+
+def test_a_description_over_the_limit_costs_the_files_presets_not_the_backend(limited, tmp_path):
+    """The user's presets file is read afresh for each request: one with a too-long description is reported
+    (the built-ins, with their descriptions, keep working) and the next good file loads again."""
+    import json
+
+    from backend.core.presets import BUILTIN_PRESETS, MAX_DESCRIPTION_CHARS
+    from tests.conftest import USER_PRESETS
+
+    path = limited.presets_file
+    entry = {"features": {"block2_conv1": 0.05}}
+    try:
+        path.write_text(json.dumps({"tiny": entry | {"description": "w" * (MAX_DESCRIPTION_CHARS + 1)}}))
+        with limited.client() as client:
+            reply = client.request(protocol.presets_request(), 10)
+            assert "over the 300" in reply["warning"] and set(reply["presets"]) == set(BUILTIN_PRESETS)
+            assert reply["presets"]["eyes"]["description"] == BUILTIN_PRESETS["eyes"].description
+            path.write_text(json.dumps({"tiny": entry | {"description": "w" * MAX_DESCRIPTION_CHARS}}))
+            reply = client.request(protocol.presets_request(), 10)
+            assert "warning" not in reply and reply["presets"]["tiny"]["description"] == "w" * MAX_DESCRIPTION_CHARS
+            assert client.hello()["protocol"] == protocol.PROTOCOL_VERSION  # serving on
+    finally:
+        path.write_text(json.dumps(USER_PRESETS))

@@ -31,6 +31,7 @@ from wire.client import BackendError, Client, NotListening
 sys.path.insert(0, str(ROOT / "gimp_plugin" / "deep_dream"))
 
 import choices  # noqa: E402
+import estimate  # noqa: E402
 import launcher  # noqa: E402
 import layers  # noqa: E402
 import session  # noqa: E402
@@ -160,8 +161,29 @@ def test_the_plugin_offers_the_presets_the_backend_loads(monkeypatch, tmp_path):
 @pytest.mark.usefixtures("transport")
 def test_presets_of_a_running_backend(backend, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))  # no user file
-    assert choices.backend_preset_names(backend.endpoint) == [*choices.BUILTIN_PRESETS, "tiny"]
+    from backend.core.presets import BUILTIN_PRESETS
+
+    found = choices.backend_presets(backend.endpoint)
+    assert list(found) == [*choices.BUILTIN_PRESETS, "tiny"]
     assert choices.preset_names(backend.endpoint) == [*choices.BUILTIN_PRESETS, "tiny"]
+    # what each does and its octaves come from the backend: what the dialog shows and estimates with
+    for name, preset in BUILTIN_PRESETS.items():
+        assert found[name] == choices.PresetInfo(preset.description, preset.octaves, preset.octave_scale)
+    assert found["tiny"] == choices.PresetInfo()  # the test's user preset has no description, one octave
+
+
+def test_a_user_presets_description_reaches_the_dialog(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "presets.json").write_text(json.dumps({
+        "calm": {"features": {"block3_conv1": 0.1}, "description": "Soft ripples.", "octaves": 3,
+                 "octave_scale": 1.5},
+        "odd": {"features": {"block3_conv1": 0.1}, "description": 7, "octaves": 99, "octave_scale": "big"},
+        "eyes": {"features": {"block3_conv1": 0.1}, "description": "My own eyes."}}))
+    found = choices.presets(free_endpoint())  # no backend: the file and the built-in texts
+    assert found["calm"] == choices.PresetInfo("Soft ripples.", 3, 1.5)
+    assert found["odd"] == choices.PresetInfo()  # malformed: the backend reports it; the dialog shows nothing
+    assert found["eyes"].description == "My own eyes."  # the user redefined a built-in: theirs is explained
+    assert found["dreamy"] == choices.BUILTIN_INFO["dreamy"]
 
 
 def test_presets_of_the_user_file_without_a_backend(tmp_path, monkeypatch):
@@ -561,7 +583,7 @@ def test_a_broken_presets_file_is_reported_as_the_backend_words_it(backend):
     kept_text = presets.read_text()
     presets.write_text('{"ghost": ')
     try:
-        assert choices.backend_preset_names(backend.endpoint) == list(choices.BUILTIN_PRESETS)  # built-ins on
+        assert list(choices.backend_presets(backend.endpoint)) == list(choices.BUILTIN_PRESETS)  # built-ins on
         with backend.client() as client:
             client.dream("raw", image(), 48, 40, 3, "ghost", 1)
             while (reply := client.receive(10))[0]["type"] != protocol.ERROR:
@@ -591,6 +613,7 @@ def test_time_left_from_the_pace_so_far():
     left = session.TimeLeft(4, clock)
     assert left.seconds() is None and left.fraction() == 0.0
     left.start()
+    assert left.seconds() is None  # no estimate from the dialog, no pace yet
     clock.now += 2.0
     left.evaluation(2)  # 1 s per evaluation, 7 per iteration guessed: 28 in all
     assert left.seconds() == pytest.approx(26.0)
@@ -602,6 +625,44 @@ def test_time_left_from_the_pace_so_far():
     assert left.fraction() == pytest.approx(0.5)
 
 
+def test_time_left_starts_from_the_dialogs_estimate_and_weighs_the_octaves():
+    """The progress window counts down the estimate the dialog showed until the pace is known, and counts
+    work as the estimate does: an iteration of a small octave is quicker than one at full size."""
+    expected = estimate.Estimate.of(400, 200, 0, 2, 2.0, 4, {"seconds_per_megapixel": 10.0,
+                                                             "evaluations_per_iteration": 5})
+    assert expected.megapixels == [0.02, 0.02, 0.08, 0.08]  # 200×100 twice, then 400×200 twice
+    assert expected.seconds == pytest.approx(0.2 * 5 * 10.0)
+    clock = FakeClock()
+    left = session.TimeLeft(4, clock, evaluations_per_iteration=expected.evaluations_per_iteration,
+                            estimate=expected.seconds, weights=expected.megapixels)
+    left.start()
+    clock.now += 3.0
+    assert left.seconds() == pytest.approx(7.0)  # the estimate, counting down
+    clock.now += 2.0
+    left.evaluation(5)
+    left.iteration_done()  # 5 s for 5 evaluations of 0.02 MP: 0.1 of 1.0 weighted work done
+    assert left.fraction() == pytest.approx(0.1)
+    assert left.seconds() == pytest.approx(45.0)  # 0.9 left at 50 s per unit
+    clock.now += 5.0
+    left.evaluation(5)
+    left.iteration_done()
+    assert left.fraction() == pytest.approx(0.2) and left.seconds() == pytest.approx(40.0)
+
+
+def test_the_fraction_never_goes_back():
+    """An iteration that takes more evaluations than expected fills its share and no more."""
+    left = session.TimeLeft(3, FakeClock(), evaluations_per_iteration=5)
+    seen = []
+    for evaluations in (9, 3, 7):
+        for evaluation in range(1, evaluations + 1):
+            left.evaluation(evaluation)
+            seen.append(left.fraction())
+        left.iteration_done()
+        seen.append(left.fraction())
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert seen[8] == pytest.approx(1 / 3)  # the 9th evaluation of the first: its whole share, not more
+
+
 @pytest.mark.parametrize("seconds, text", [
     (None, "estimating the time left…"), (0.2, "about 1 s left"), (42, "about 42 s left"),
     (150, "about 2 min left"), (3 * 3600 + 20 * 60, "about 3 h 20 min left"),
@@ -610,10 +671,73 @@ def test_time_left_in_words(seconds, text):
     assert session.describe_seconds(seconds) == text
 
 
-def test_progress_texts():
-    progress = session.Progress("Dreaming…", 3, 10, 4, -1234.56, 0.25, 90.0)
-    assert (progress.iteration_text, progress.evaluation_text, progress.loss_text, progress.time_left_text) == (
-        "Iteration 3 of 10", "Evaluation 4", "Loss -1,234.6", "about 2 min left")
+def test_progress_texts_need_no_jargon():
+    progress = session.Progress("Dreaming…", 3, 10, 4, -1234.56, 0.25, 90.0, 7.4)
+    assert (progress.iteration_text, progress.evaluation_text, progress.time_left_text) == (
+        "Iteration 3 of 10", "Refining it: step 4 of about 7", "about 2 min left")
+    assert session.Progress("Starting…", 0, 10, 0, None, 0.0, None).evaluation_text == ""
+
+
+@pytest.mark.parametrize("height, width, octaves, scale, iterations", [
+    (450, 900, 1, 1.4, 10), (450, 900, 4, 1.35, 10), (40, 48, 4, 1.35, 10), (32, 500, 3, 1.3, 2),
+    (1000, 700, 8, 4.0, 3), (33, 33, 2, 1.2, 7), (2048, 2048, 3, 1.3, 1),
+])
+def test_the_estimates_octave_plan_is_the_backends(height, width, octaves, scale, iterations):
+    from backend.core.dream import Octaves, octave_plan
+
+    assert estimate.octave_plan(height, width, octaves, scale, iterations) == octave_plan(
+        height, width, Octaves(octaves, scale), iterations, protocol.MIN_SIDE)
+
+
+def test_the_estimate_follows_size_max_size_and_iterations():
+    speed = {"seconds_per_megapixel": 2.0}
+    full = estimate.Estimate.of(1000, 500, 0, 1, 1.4, 10, speed)
+    assert full.seconds == pytest.approx(0.5 * 10 * estimate.EVALUATIONS_PER_ITERATION * 2.0)
+    assert estimate.Estimate.of(1000, 500, 500, 1, 1.4, 10, speed).seconds == pytest.approx(full.seconds / 4)
+    assert estimate.Estimate.of(1000, 500, 0, 1, 1.4, 20, speed).seconds == pytest.approx(full.seconds * 2)
+    assert estimate.Estimate.of(1000, 500, 0, 3, 1.4, 9, speed).seconds < full.seconds  # smaller octaves first
+    for broken in (None, {}, {"seconds_per_megapixel": 0}, {"seconds_per_megapixel": "fast"},
+                   {"seconds_per_megapixel": True}, {"seconds_per_megapixel": float("nan")}, [1.0]):
+        assert estimate.Estimate.of(1000, 500, 0, 1, 1.4, 10, broken).seconds is None
+
+
+@pytest.mark.parametrize("seconds, cached, words", [
+    (None, True, "estimated once the backend has run"),
+    (42, False, "Time for 96 × 64 pixels: about 42 s (from the backend's measured speed)"),
+    (150, True, "Time for 96 × 64 pixels: about 2 min (from the backend's speed last time)"),
+])
+def test_the_estimate_in_words(seconds, cached, words):
+    assert words in estimate.estimate_text(seconds, cached, 96, 64)
+
+
+def test_the_last_speed_is_kept_for_the_next_dialog(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert estimate.load_speed() is None
+    estimate.save_speed({"seconds_per_megapixel": 0})  # nothing measured: nothing kept
+    assert estimate.load_speed() is None
+    estimate.save_speed({"seconds_per_megapixel": 3.5, "evaluations_per_iteration": 6.5, "measured_by": "dream"})
+    assert estimate.load_speed() == {"seconds_per_megapixel": 3.5, "evaluations_per_iteration": 6.5,
+                                     "measured_by": "dream"}
+    estimate.speed_file().write_text("{broken")
+    assert estimate.load_speed() is None
+    estimate.speed_file().unlink()
+    estimate.speed_file().mkdir()  # unwritable: a cache, nothing fails
+    estimate.save_speed({"seconds_per_megapixel": 1.0})
+
+
+def test_the_backends_measured_speed_reaches_the_dialog(backend, silent_endpoint):
+    """hello reports the speed measured at start, then each dream's: the dialog's estimate uses it."""
+    speed = estimate.fetch_speed(backend.endpoint, timeout=5.0)
+    assert speed is not None and speed["seconds_per_megapixel"] > 0
+    with backend.client() as client:
+        job = session.DreamSession(client, "speed", 2, 1)
+        job.submit(image(), 48, 40, 3, "tiny", 1, 0)
+        run_to_end(job)
+        assert job.state is session.State.DONE
+        after = client.hello()["speed"]
+    assert after["measured_by"] == "dream" and after["seconds_per_megapixel"] > 0
+    assert 1 <= after["evaluations_per_iteration"] <= 30
+    assert estimate.fetch_speed(silent_endpoint) is None and estimate.fetch_speed(free_endpoint()) is None
 
 
 def test_the_plugin_file_is_executable_and_thin():
@@ -622,7 +746,7 @@ def test_the_plugin_file_is_executable_and_thin():
     assert os.access(plugin, os.X_OK) and plugin.read_text().startswith("#!/usr/bin/env python3\n")
     code = subprocess.run(
         [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]); "
-         "import choices, launcher, layers, recipes, session; "
+         "import choices, estimate, launcher, layers, recipes, session; "
          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'tensorflow', 'gi', 'PIL')))",
          str(ROOT / "gimp_plugin" / "deep_dream"), str(ROOT)],
         capture_output=True, text=True, check=True)

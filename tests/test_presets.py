@@ -46,6 +46,9 @@ def test_user_presets_come_from_the_config_folder(tmp_path, monkeypatch):
     ('{"x": {"features": {"block1_conv1": 1}, "jitter": -1}}', '"jitter"'),
     ('{"x": {"features": {"block1_conv1": 1}, "max_step": 256}}', '"max_step" must be a number from 0 to 255'),
     ('{"x": {"features": {"block1_conv1": 1}, "colour": 1}}', "colour"),
+    ('{"x": {"features": {"block1_conv1": 1}, "description": 7}}', "'description' must be text, not int"),
+    ('{"x": {"features": {"block1_conv1": 1}, "description": ["a"]}}', "'description' must be text, not list"),
+    ('{"x": {"features": {"block1_conv1": 1}, "description": "%s"}}' % ("w" * 301), "301 characters, over the 300"),
 ])
 def test_a_broken_presets_file_says_where(tmp_path, text, words):
     path = tmp_path / "presets.json"
@@ -63,6 +66,32 @@ def check_broken(path, words):
     with pytest.raises(PresetError) as raised:
         load_presets(path)
     assert words in str(raised.value) and str(path) in str(raised.value)
+
+
+def test_a_user_preset_may_say_what_it_does(tmp_path):
+    from backend.core.presets import MAX_DESCRIPTION_CHARS
+
+    path = tmp_path / "presets.json"
+    longest = "é" * MAX_DESCRIPTION_CHARS  # characters, not bytes
+    path.write_text(json.dumps({"calm": {"features": {"block3_conv1": 0.1}, "description": "Soft ripples."},
+                                "long": {"features": {"block3_conv1": 0.1}, "description": longest},
+                                "plain": {"features": {"block3_conv1": 0.1}}}))
+    presets = load_presets(path)
+    assert presets["calm"].description == "Soft ripples." and presets["long"].description == longest
+    assert presets["calm"].listing() == presets["calm"].to_json() | {"description": "Soft ripples."}
+    assert presets["plain"].description == "" and presets["plain"].listing() == presets["plain"].to_json()
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_PRESETS))
+def test_every_builtin_says_what_it_does(name):
+    from backend.core.presets import MAX_DESCRIPTION_CHARS
+
+    preset = BUILTIN_PRESETS[name]
+    assert 20 <= len(preset.description) <= MAX_DESCRIPTION_CHARS
+    assert "description" not in preset.to_json()  # a description is not a setting a request may override
+    assert preset.listing()["description"] == preset.description
+    for jargon in ("VGG", "block", "layer", "loss", "jitter", "octave"):  # words for a painter
+        assert jargon not in preset.description.lower()
 
 
 def test_overrides_are_checked():
@@ -107,6 +136,9 @@ def test_the_plugin_offers_every_builtin_without_a_backend():
     from gimp_plugin.deep_dream import choices
 
     assert choices.BUILTIN_PRESETS == tuple(BUILTIN_PRESETS)
+    # ... and explain them, and estimate their time, as the backend would (GIMP's Python can't import it)
+    assert choices.BUILTIN_INFO == {name: choices.PresetInfo(preset.description, preset.octaves, preset.octave_scale)
+                                    for name, preset in BUILTIN_PRESETS.items()}
 
 
 @pytest.mark.parametrize("name", TUNED)

@@ -71,9 +71,11 @@ def test_hello_and_presets(backend, transport):
         presets = client.presets()
     assert presets["doggos"] == {"features": {"block5_conv1": 0.05, "block5_conv2": 0.02}, "continuity": 0.1,
                                  "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4,
-                                 "max_step": 0.0}
+                                 "max_step": 0.0, "description": BUILTIN_PRESETS["doggos"].description}
     assert presets["acid"]["features"] == {"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}
     assert presets["tiny"]["features"] == {"block2_conv1": 0.05}  # the user's presets file
+    assert "description" not in presets["tiny"]  # it has none
+    assert hello["speed"]["measured_by"] in ("start", "dream") and hello["speed"]["seconds_per_megapixel"] > 0
 
 
 def test_the_whole_exchange(backend):

@@ -28,6 +28,7 @@ class Preset:
     octaves: int = 1  # scales dreamt, smallest first; 1 = at the image's size only, as the seed
     octave_scale: float = 1.4  # size ratio between neighbouring octaves
     max_step: float = 0.0  # the most one iteration may change a pixel value, in levels; 0 = no bound (the seed's)
+    description: str = ""  # what it does, for a painter: shown under the plug-in's preset list; not a setting
 
     def with_overrides(self, overrides: dict[str, Any]) -> Preset:
         preset = replace(self, **overrides)
@@ -35,9 +36,27 @@ class Preset:
         return preset
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The dream settings (what a request's params may override): everything but the description."""
+        settings = asdict(self)
+        del settings["description"]
+        return settings
+
+    def listing(self) -> dict[str, Any]:
+        """The settings and, when there is one, the description: an entry of the presets reply."""
+        return self.to_json() | ({"description": self.description} if self.description else {})
 
 
+# What each built-in does, in a painter's words (judged on docs/gallery/, made with the offline hed weights).
+# The plug-in shows the backend's texts; gimp_plugin/deep_dream/choices.py has a copy for when none runs.
+DESCRIPTIONS = {
+    "acid": "The seed article's first recipe: strong smoothing that, with the offline weights, washes the "
+            "picture out to a flat grey. For comparison, not for pictures.",
+    "doggos": "The seed article's second recipe: softens the whole picture and adds faint eye-like spots.",
+    "textures": "Fine cells and rainbow fringes over the whole picture; outlines get bold, like an etching.",
+    "patterns": "Bold scales and swirls, thickest where the picture has the most contrast.",
+    "eyes": "Small eye-like rings spread evenly over everything, the picture still recognisable beneath.",
+    "dreamy": "Rings and rainbow fringes together: the whole picture shimmers and stays itself.",
+}
 BUILTIN_PRESETS = {
     "acid": Preset({"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}, 0.1, 0.8, 5.0),
     "doggos": Preset({"block5_conv1": 0.05, "block5_conv2": 0.02}, 0.1, 0.02, 0.0),
@@ -57,9 +76,11 @@ BUILTIN_PRESETS = {
     "dreamy": Preset({"block3_conv3": 0.01, "block5_conv1": 0.1, "block5_conv3": 0.02}, continuity=0.0,
                      dream_l2=0.002, jitter=16.0, octaves=3, octave_scale=1.3, max_step=8.0),
 }
+BUILTIN_PRESETS = {name: replace(preset, description=DESCRIPTIONS[name]) for name, preset in BUILTIN_PRESETS.items()}
 DEFAULTS = {field.name: field.default for field in fields(Preset) if field.default is not MISSING}
 # Read afresh for every request: a file this large is a mistake (hundreds of bytes per preset), not presets.
 MAX_PRESETS_FILE_BYTES = 1024 * 1024
+MAX_DESCRIPTION_CHARS = 300  # a sentence or two under the preset list, not a manual
 
 
 def check_layers(features: dict[str, float]) -> None:
@@ -72,8 +93,9 @@ def check_layers(features: dict[str, float]) -> None:
 
 
 def parse_user_presets(data: bytes, where: str) -> dict[str, Preset]:
-    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?, octaves?, octave_scale?, max_step?}},
-    checked like a request's params; missing numbers take DEFAULTS."""
+    """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?, octaves?, octave_scale?, max_step?,
+    description?}}, checked like a request's params (the description as text of at most MAX_DESCRIPTION_CHARS);
+    missing numbers take DEFAULTS."""
     try:
         entries = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -86,12 +108,24 @@ def parse_user_presets(data: bytes, where: str) -> dict[str, Preset]:
         try:
             if not isinstance(entry, dict) or "features" not in entry:
                 raise PresetError(protocol.E_PRESETS_FILE, "each preset needs 'features': {layer: coefficient}")
-            fields = DEFAULTS | protocol.check_settings(entry)
+            settings = {key: value for key, value in entry.items() if key != "description"}
+            fields = DEFAULTS | protocol.check_settings(settings) | {"description": check_description(entry)}
             check_layers(fields["features"])
         except (PresetError, protocol.ProtocolError) as exc:
             raise PresetError(protocol.E_PRESETS_FILE, f"{spot}: {exc}") from None
         presets[name] = Preset(**fields)
     return presets
+
+
+def check_description(entry: dict[str, Any]) -> str:
+    """A user preset's description: text of at most MAX_DESCRIPTION_CHARS ("" when it has none)."""
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        raise PresetError(protocol.E_PRESETS_FILE, f"'description' must be text, not {type(description).__name__}")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise PresetError(protocol.E_PRESETS_FILE, f"'description' has {len(description)} characters, over the "
+                          f"{MAX_DESCRIPTION_CHARS} it may have")
+    return description
 
 
 def _reject_constant(name: str) -> None:

@@ -191,7 +191,7 @@ class Server:
             self._hello(client, header)
         elif kind == protocol.PRESETS:
             presets, problem = self.engine.presets()
-            self._send(client, protocol.presets_reply({name: p.to_json() for name, p in presets.items()}, problem))
+            self._send(client, protocol.presets_reply({name: p.listing() for name, p in presets.items()}, problem))
         elif kind in (protocol.DREAM, protocol.ANIMATE):
             self._accept(client, header, pixels)
         elif kind == protocol.CANCEL:

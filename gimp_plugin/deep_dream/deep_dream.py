@@ -24,13 +24,14 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored pyzmq, then wire/ and our modules
 
 import animation  # noqa: E402  (the second procedure: Deep Dream Animation)
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
+import estimate  # noqa: E402
 import layers  # noqa: E402
 import precision  # noqa: E402  (standard library only)
 import recipes  # noqa: E402
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # annotations only: session is imported in dream()
 
 PROCEDURE = "python-fu-deep-dream"
 AGAIN = "python-fu-deep-dream-again"
+HELP_DOMAIN = "deep-dream-gimp"  # our pages, not GIMP's manual: help/<language>/gimp-help.xml maps PROCEDURE
 TITLE = "Deep Dream"
 POLL_S = 0.05  # the longest the window goes without being redrawn
 MASK_FORMAT = "Y float"  # read and written alike, so the selection's values come back exactly
@@ -52,6 +54,12 @@ READWRITE = GObject.ParamFlags.READWRITE
 class DeepDream(Gimp.PlugIn):
     def do_set_i18n(self, name: str) -> bool:
         return False
+
+    def do_query_procedures(self) -> list[str]:
+        # GIMP takes a help domain only while it queries a plug-in (then keeps it in pluginrc); the procedure
+        # itself is registered by init, below.
+        self.set_help_domain(HELP_DOMAIN, Gio.File.new_for_path(os.path.join(PLUGIN_DIR, "help")))
+        return []
 
     def do_init_procedures(self) -> list[str]:
         # init, not query: GIMP asks at every start instead of caching the answer until the plug-in file
@@ -69,33 +77,42 @@ class DeepDream(Gimp.PlugIn):
         procedure.set_menu_label("Deep _Dream…")
         procedure.add_menu_path("<Image>/Filters/Artistic")
         procedure.set_documentation(
-            "Dream a layer with VGG16 (Deep Dream)",
-            "Sends the layer (or the selected part of it) to the Deep Dream backend and adds the dreamt "
-            "iterations as layers of a new group above it. The backend is started if it is not running.",
+            "Let a picture-recognition network dream patterns, eyes and swirls into a layer",
+            "Sends the layer (or the selected part of it) to the Deep Dream backend, which strengthens what a "
+            "picture-recognition network sees in it, and adds each round of dreaming (iteration) as a layer of "
+            "a new group above it. The backend is started if it is not running.",
             name,
         )
         procedure.set_attribution("Deep Dream for GIMP", "Deep Dream for GIMP contributors", "2025")
 
+        # Labels say what 0 means and the unit; mnemonics avoid the dialog's buttons' (_OK, _Cancel, _Help,
+        # _Reset, _Save Settings, _Load Saved Settings) and each other's.
         endpoint = choices.default_endpoint()
         preset_choice = Gimp.Choice.new()
-        for index, preset in enumerate(choices.preset_names(endpoint)):
-            preset_choice.add(preset, index, preset, "")
-        procedure.add_choice_argument("preset", "_Preset", "Dream preset: the built-ins and the user's own",
+        for index, (preset, info) in enumerate(choices.presets(endpoint).items()):
+            preset_choice.add(preset, index, preset, info.description)
+        procedure.add_choice_argument("preset", "_Preset", "The kind of dream: the built-ins and the user's own",
                                       preset_choice, choices.DEFAULT_PRESET, READWRITE)
-        procedure.add_int_argument("iterations", "_Iterations", "Number of iterations", 1, 200, 10, READWRITE)
-        procedure.add_int_argument("keep-every", "_Keep every", "Keep every k-th iteration as a layer (and the last)",
-                                   1, 200, 1, READWRITE)
-        procedure.add_int_argument("max-size", "_Maximum size", "Dream on a copy this long at most (0 = full size)",
+        procedure.add_int_argument("iterations", "_Iterations", "Rounds of dreaming; each one becomes a layer",
+                                   1, 200, 10, READWRITE)
+        procedure.add_int_argument("keep-every", "_Keep every Nth iteration as a layer",
+                                   "Keep every N-th iteration as a layer (and the last)", 1, 200, 1, READWRITE)
+        procedure.add_int_argument("max-size", "_Max. size in pixels (0 = full size)",
+                                   "Dream on a copy whose longer side is at most this many pixels (0 = full size)",
                                    0, 65536, 0, READWRITE)
-        procedure.add_int_argument("octaves", "_Octaves", "Dream at this many scales, smallest first, carrying the "
-                                   "detail up (0 = the preset's own; 1 = one scale)", 0, protocol.MAX_OCTAVES, 0,
-                                   READWRITE)
-        procedure.add_double_argument("octave-scale", "Octave sc_ale", "Size ratio between neighbouring octaves "
-                                      "(0 = the preset's own)", 0.0, protocol.MAX_OCTAVE_SCALE, 0.0, READWRITE)
-        procedure.add_int_argument("seed", "_Seed", "Random seed for the jitter (0 = random)", 0, 2**31 - 1, 0,
-                                   READWRITE)
-        procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend", endpoint,
-                                      READWRITE)
+        procedure.add_int_argument("octaves", "Si_zes dreamt at (0 = the preset's own)",
+                                   "Dream at this many sizes (octaves), smallest first, carrying the detail up "
+                                   "(0 = the preset's own; 1 = the picture's size only)", 0, protocol.MAX_OCTAVES,
+                                   0, READWRITE)
+        procedure.add_double_argument("octave-scale", "Size ra_tio between them (0 = the preset's own)",
+                                      "Size ratio between neighbouring octaves, over 1 (0 = the preset's own)",
+                                      0.0, protocol.MAX_OCTAVE_SCALE, 0.0, READWRITE)
+        procedure.add_int_argument("seed", "Ra_ndom seed (0 = random)",
+                                   "Seed of the small random shifts the dream makes; the same seed dreams the "
+                                   "same again (0 = random)", 0, 2**31 - 1, 0, READWRITE)
+        procedure.add_string_argument("endpoint", "_Backend address", "Where the Deep Dream backend listens (its "
+                                      "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5570)",
+                                      endpoint, READWRITE)
         return procedure
 
 
@@ -148,6 +165,10 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
     if problem:
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, problem)
     source = drawables[0]
+    found, x, y, width, height = source.mask_intersect()
+    if not found:
+        return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
+                      "the selection does not overlap the layer: select a part of it, or nothing")
 
     ui_mode = run_mode != Gimp.RunMode.NONINTERACTIVE
     if ui_mode:
@@ -155,7 +176,7 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         from gi.repository import GimpUi
 
         GimpUi.init("deep_dream")
-        if run_mode == Gimp.RunMode.INTERACTIVE and not settings_dialog(GimpUi, procedure, config):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not settings_dialog(GimpUi, procedure, config, width, height):
             return finish(procedure, Gimp.PDBStatusType.CANCEL)
     preset = config.get_property("preset")
     iterations = config.get_property("iterations")
@@ -165,7 +186,8 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
     plan = recipes.Plan(preset, iterations, config.get_property("keep-every"), config.get_property("seed") or None,
                         config.get_property("max-size"), params)
-    return dream_area(procedure, image, source, None, plan, config.get_property("endpoint"), ui_mode)
+    return dream_area(procedure, image, source, (x, y, width, height), plan, config.get_property("endpoint"),
+                      ui_mode)
 
 
 def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
@@ -194,9 +216,9 @@ def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
 
 
 def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawable,
-               area: tuple[int, int, int, int] | None, plan: recipes.Plan, endpoint: str, ui_mode: bool,
+               area: tuple[int, int, int, int], plan: recipes.Plan, endpoint: str, ui_mode: bool,
                replayed: recipes.Recipe | None = None) -> Gimp.ValueArray:
-    """Dream `area` of the layer (x, y, width, height in it; None: the selection's part) as `plan` says; each kept
+    """Dream `area` of the layer (x, y, width, height in it) as `plan` says; each kept
     iteration becomes a layer carrying its recipe. `replayed`: the recipe dreamt again, checked against this
     backend and source."""
     try:  # without pyzmq the client falls back to wire/zmtp.py: only missing files of ours fail here
@@ -208,10 +230,7 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       f"Deep Dream's plug-in files are incomplete ({exc}): run install.py again")
 
-    found, x, y, width, height = source.mask_intersect() if area is None else (True, *area)
-    if not found:
-        return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
-                      "the selection does not overlap the layer: select a part of it, or nothing")
+    x, y, width, height = area
     channels = 4 if source.has_alpha() else 3
     result = Result(image, source, (x, y, width, height), plan.preset)
     progress = ProgressWindow() if ui_mode else StatusProgress()
@@ -229,7 +248,15 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
             stamp = recipes.Stamp(plan, dreamt, hello)
             for warning in replayed.warnings(hello, pixels) if replayed else []:
                 Gimp.message(f"{TITLE} Again: {warning}")
-            job = session.DreamSession(client, uuid.uuid4().hex, plan.iterations, plan.keep_every)
+            speed = hello.get("speed")
+            estimate.save_speed(speed)  # for the next dialog, before a backend runs
+            octaves, scale = choices.effective_octaves(choices.preset_info(client.presets().get(plan.preset)),
+                                                       plan.params)
+            expected = estimate.Estimate.of(width, height, plan.max_size, octaves, scale, plan.iterations, speed)
+            time_left = session.TimeLeft(plan.iterations, evaluations_per_iteration=expected.evaluations_per_iteration,
+                                         estimate=expected.seconds, weights=expected.megapixels)
+            job = session.DreamSession(client, uuid.uuid4().hex, plan.iterations, plan.keep_every,
+                                       time_left=time_left)
             job.submit(pixels, width, height, channels, plan.preset, plan.seed, plan.max_size, plan.params,
                        plan.schedule, sample_format=sample_format)
             while not job.finished:
@@ -275,9 +302,45 @@ def read_pixels(source: Gimp.Drawable, area: tuple[int, int, int, int], channels
     return precision.swap_to_wire(pixels, sample_format)
 
 
-def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
+def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, width: int,
+                    height: int) -> bool:
+    """Preset (and what it does) and iterations first, with the time the run will take; the rest under
+    Advanced. The description and the estimate follow the settings as they change."""
+    endpoint = config.get_property("endpoint")
+    presets = choices.presets(endpoint)
+    speed, cached = estimate.fetch_speed(endpoint), False
+    if speed is None:
+        speed, cached = estimate.load_speed(), True
+    else:
+        estimate.save_speed(speed)
+
     dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLE)
-    dialog.fill(None)
+    description = dialog.get_label("preset-description", "", False, False)
+    time_label = dialog.get_label("estimate", "", False, False)
+    for label in (description, time_label):
+        label.set_line_wrap(True)
+        label.set_max_width_chars(48)
+        label.set_xalign(0.0)
+    dialog.get_label("advanced-title", "_Advanced", False, True)
+    dialog.fill_box("advanced-box", ["keep-every", "max-size", "octaves", "octave-scale", "seed", "endpoint"])
+    dialog.fill_expander("advanced", "advanced-title", False, "advanced-box")
+
+    def explain(*_: object) -> None:
+        info = presets.get(config.get_property("preset"), choices.PresetInfo())
+        description.set_text(info.description)
+        try:
+            octaves, scale = choices.effective_octaves(info, choices.octave_params(
+                config.get_property("octaves"), config.get_property("octave-scale")))
+        except ValueError as exc:
+            time_label.set_text(str(exc))
+            return
+        expected = estimate.Estimate.of(width, height, config.get_property("max-size"), octaves, scale,
+                                        config.get_property("iterations"), speed)
+        time_label.set_text(estimate.estimate_text(expected.seconds, cached, width, height))
+
+    explain()
+    config.connect("notify", explain)
+    dialog.fill(["preset", "preset-description", "iterations", "estimate", "advanced"])
     accepted = dialog.run()
     dialog.destroy()
     return accepted
@@ -365,7 +428,7 @@ class ProgressWindow:
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, border_width=12)
         self.dialog.get_content_area().add(box)
         self.labels: dict[str, Gtk.Label] = {}
-        for name in ("status", "iteration", "evaluation", "loss", "time"):
+        for name in ("status", "iteration", "evaluation", "time"):
             self.labels[name] = Gtk.Label(xalign=0.0)
             box.pack_start(self.labels[name], False, False, 0)
             if name == "status":
@@ -404,7 +467,6 @@ class ProgressWindow:
         self.bar.set_fraction(progress.fraction)
         self.labels["iteration"].set_text(progress.iteration_text)
         self.labels["evaluation"].set_text(progress.evaluation_text)
-        self.labels["loss"].set_text(progress.loss_text)
         self.labels["time"].set_text(progress.time_left_text)
         self.pump()
 

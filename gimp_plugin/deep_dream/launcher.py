@@ -22,7 +22,7 @@ from wire.client import BackendError, Client, NotListening, is_listening
 from wire.endpoints import is_loopback
 
 LAUNCH_FILE = "backend.json"
-START_MESSAGE = "Starting the Deep Dream backend (loading VGG16)…"
+START_MESSAGE = "Starting the Deep Dream backend (it loads its picture-recognition network)…"
 START_TIMEOUT_S = 120.0
 HELLO_TIMEOUT_S = 5.0
 POLL_S = 0.25

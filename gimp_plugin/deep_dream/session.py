@@ -14,12 +14,12 @@ from enum import Enum
 from typing import Any
 
 import layers
+from estimate import EVALUATIONS_PER_ITERATION, duration_text
 
 from wire import protocol
 from wire.client import Client, is_listening
 
 BACKEND_STOPPED = "the backend stopped during the dream; the layers received so far are kept"
-EVALUATIONS_GUESS = 7  # loss evaluations per iteration before one has finished (the backend's L-BFGS maxfun)
 
 
 class State(Enum):
@@ -48,18 +48,27 @@ class Kept:
 
 
 class TimeLeft:
-    """Seconds left at the pace so far: loss evaluations done against those the whole dream takes.
+    """Seconds left at the pace so far: the work done against the work the whole dream takes.
 
-    Evaluations are the unit of work (each costs about the same); how many an iteration takes is learnt
-    from the finished iterations.
+    Work is counted as the dialog's estimate counts it (estimate.py): loss evaluations, each weighted by its
+    iteration's share of pixels (`weights`, from the octave plan: the first octaves are smaller and quicker;
+    all equal when not given). How many evaluations an iteration takes is learnt from the finished ones,
+    `evaluations_per_iteration` (the backend's measured figure, or a guess) until then. Before the first
+    evaluation the dialog's `estimate` counts down, so the window starts from the figure the dialog showed.
     """
 
-    def __init__(self, iterations: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, iterations: int, clock: Callable[[], float] = time.monotonic, *,
+                 evaluations_per_iteration: float = EVALUATIONS_PER_ITERATION, estimate: float | None = None,
+                 weights: list[float] | None = None) -> None:
         self.iterations = iterations
         self.clock = clock
+        self.guess = evaluations_per_iteration
+        self.estimate = estimate
+        self.weights = weights if weights and len(weights) == iterations else [1.0] * iterations
         self.started_at: float | None = None
         self.finished = 0  # iterations
         self.finished_evaluations = 0
+        self.finished_work = 0.0
         self.current = 0  # evaluations so far in the running iteration
 
     def start(self) -> None:
@@ -69,34 +78,45 @@ class TimeLeft:
         self.current = evaluation
 
     def iteration_done(self) -> None:
+        evaluations = max(self.current, 1)
+        self.finished_work += evaluations * self._weight(self.finished)
         self.finished += 1
-        self.finished_evaluations += max(self.current, 1)
+        self.finished_evaluations += evaluations
         self.current = 0
 
     def per_iteration(self) -> float:
-        return self.finished_evaluations / self.finished if self.finished else EVALUATIONS_GUESS
+        return self.finished_evaluations / self.finished if self.finished else self.guess
+
+    def _weight(self, iteration: int) -> float:
+        return self.weights[min(iteration, self.iterations - 1)]
+
+    def _work(self) -> tuple[float, float]:
+        """(done, left), in weighted evaluations."""
+        running = self.current * self._weight(self.finished)
+        ahead = self.per_iteration() * sum(self.weights[self.finished:])
+        return self.finished_work + running, max(0.0, ahead - running)
 
     def fraction(self) -> float:
-        running = min(self.current / self.per_iteration(), 1.0)
-        return min(1.0, (self.finished + running) / self.iterations)
+        """The share of the work done, by iterations (each weighed by its pixels): it never goes back, even
+        when an iteration takes more evaluations than expected."""
+        running = min(self.current / self.per_iteration(), 1.0) * self._weight(self.finished)
+        total = sum(self.weights)
+        return min(1.0, (sum(self.weights[:self.finished]) + running) / total) if total > 0 else 1.0
 
     def seconds(self) -> float | None:
-        done = self.finished_evaluations + self.current
-        if self.started_at is None or done == 0:
+        if self.started_at is None:
             return None
-        remaining = self.per_iteration() * self.iterations - done
-        return max(0.0, (self.clock() - self.started_at) / done * remaining)
+        elapsed = self.clock() - self.started_at
+        done, left = self._work()
+        if done == 0:
+            return None if self.estimate is None else max(0.0, self.estimate - elapsed)
+        return elapsed / done * left
 
 
 def describe_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "estimating the time left…"
-    if seconds < 60:
-        return f"about {max(1, round(seconds))} s left"
-    if seconds < 3600:
-        return f"about {round(seconds / 60)} min left"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"about {hours} h {minutes} min left"
+    return f"{duration_text(seconds)} left"
 
 
 @dataclass(frozen=True)
@@ -111,17 +131,18 @@ class Progress:
     fraction: float
     seconds_left: float | None
 
+    evaluations_per_iteration: float = EVALUATIONS_PER_ITERATION
+
     @property
     def iteration_text(self) -> str:
         return f"Iteration {self.iteration} of {self.iterations}"
 
     @property
     def evaluation_text(self) -> str:
-        return f"Evaluation {self.evaluation}" if self.evaluation else ""
-
-    @property
-    def loss_text(self) -> str:
-        return f"Loss {self.loss:,.1f}" if self.loss is not None else ""
+        """Within an iteration the backend refines the picture in small steps (loss evaluations)."""
+        if not self.evaluation:
+            return ""
+        return f"Refining it: step {self.evaluation} of about {round(self.evaluations_per_iteration)}"
 
     @property
     def time_left_text(self) -> str:
@@ -144,6 +165,7 @@ class DreamSession:
         liveness_interval: float = 5.0,
         stall_limit: float = 600.0,
         cancel_wait: float = 3.0,
+        time_left: TimeLeft | None = None,
     ) -> None:
         """`is_alive` (default: the endpoint's TCP port accepts connections) is asked after liveness_interval
         seconds without a message; a silent backend whose port is closed has stopped. stall_limit bounds the
@@ -164,7 +186,7 @@ class DreamSession:
         self.iteration = 0
         self.evaluation = 0
         self.loss: float | None = None
-        self.time_left = TimeLeft(iterations, clock)
+        self.time_left = time_left or TimeLeft(iterations, clock)  # one made with the dialog's estimate
         self.schedule = iterations  # the iterations the request asks for (see submit)
         self.seed: int | None = None  # the seed and settings the backend dreams with, once it has accepted
         self.settings: dict[str, Any] | None = None  # (an older backend does not tell the settings)
@@ -221,7 +243,8 @@ class DreamSession:
     @property
     def progress(self) -> Progress:
         return Progress(self._status(), self.iteration, self.iterations, self.evaluation, self.loss,
-                        self.time_left.fraction(), self.time_left.seconds() if self.state is State.RUNNING else None)
+                        self.time_left.fraction(), self.time_left.seconds() if self.state is State.RUNNING else None,
+                        self.time_left.per_iteration())
 
     # ---- the messages -----------------------------------------------------------------------------
 

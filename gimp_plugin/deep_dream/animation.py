@@ -58,19 +58,19 @@ def create_procedure(plugin: Gimp.PlugIn, name: str, run: Any) -> Gimp.Procedure
                                READWRITE)
     procedure.add_double_argument("zoom", "_Zoom", "Zoom per frame about the centre (over 1 zooms in)",
                                   1 / protocol.MAX_ZOOM, protocol.MAX_ZOOM, 1.05, READWRITE)
-    procedure.add_double_argument("rotate", "_Rotate", "Degrees turned per frame, counter-clockwise", -180.0, 180.0,
+    procedure.add_double_argument("rotate", "Ro_tate", "Degrees turned per frame, counter-clockwise", -180.0, 180.0,
                                   0.0, READWRITE)
     procedure.add_double_argument("pan-x", "Pan _x", "Pixels moved right per frame", -protocol.MAX_PAN,
                                   protocol.MAX_PAN, 0.0, READWRITE)
     procedure.add_double_argument("pan-y", "Pan _y", "Pixels moved down per frame", -protocol.MAX_PAN,
                                   protocol.MAX_PAN, 0.0, READWRITE)
-    procedure.add_double_argument("blend", "_Blend", "How much of the moved layer each frame starts from (0 = pure "
+    procedure.add_double_argument("blend", "Ble_nd", "How much of the moved layer each frame starts from (0 = pure "
                                   "feedback)", 0.0, 1.0, 0.0, READWRITE)
     procedure.add_int_argument("frame-ms", "Frame _delay (ms)", "How long each frame shows when played", 10, 60_000,
                                frames.DEFAULT_FRAME_MS, READWRITE)
     procedure.add_int_argument("max-size", "_Maximum size", "Dream on a copy this long at most (0 = full size)",
                                0, 65536, 0, READWRITE)
-    procedure.add_int_argument("seed", "_Seed", "Random seed (0 = random; the same seed, the same animation)", 0,
+    procedure.add_int_argument("seed", "S_eed", "Random seed (0 = random; the same seed, the same animation)", 0,
                                2**31 - 1, 0, READWRITE)
     procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend", endpoint,
                                   READWRITE)
@@ -88,6 +88,15 @@ def run(plugin: ModuleType, procedure: Gimp.Procedure, run_mode: Gimp.RunMode, i
                              f"Deep Dream Animation failed unexpectedly:\n{traceback.format_exc()}")
 
 
+def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
+    """Every argument of the animation, in the order they were declared."""
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLE)
+    dialog.fill(None)
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
+
+
 def animate(plugin: ModuleType, procedure: Gimp.Procedure, run_mode: Gimp.RunMode, drawables: list[Gimp.Drawable],
             config: Gimp.ProcedureConfig) -> Gimp.ValueArray:
     problem = plugin.drawable_problem(drawables)
@@ -100,7 +109,7 @@ def animate(plugin: ModuleType, procedure: Gimp.Procedure, run_mode: Gimp.RunMod
         from gi.repository import GimpUi
 
         GimpUi.init("deep_dream")
-        if run_mode == Gimp.RunMode.INTERACTIVE and not plugin.settings_dialog(GimpUi, procedure, config):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not settings_dialog(GimpUi, procedure, config):
             return plugin.finish(procedure, Gimp.PDBStatusType.CANCEL)
     setting = config.get_property
     endpoint = setting("endpoint")

@@ -289,7 +289,8 @@ def to_rgba8(image: Image.Image) -> Image.Image:
 
 
 def presets(args: argparse.Namespace) -> int:
-    from backend.core.presets import PresetError, load_presets
+    from backend.core.presets import PresetError
+    from backend.user_presets import load_presets
 
     try:
         loaded = load_presets(args.presets)

@@ -111,8 +111,8 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, header: dict[str, Any], pixels: bytes | None = None) -> None:
-        frames = protocol.encode(header, pixels)
+    def send(self, header: dict[str, Any], pixels: bytes | None = None, guide: bytes | None = None) -> None:
+        frames = protocol.encode(header, pixels, guide)
         largest = max(len(frame) for frame in frames)
         if self.max_message_bytes is not None and largest > self.max_message_bytes:  # libzmq would drop us silently
             raise BackendError(protocol.E_TOO_LARGE, f"this {header.get('type')} message has a {largest:,}-byte "
@@ -204,10 +204,13 @@ class Client:
         params: dict[str, Any] | None = None,
         seed: int | None = None,
         max_size: int = 0,
+        guide: tuple[bytes, int, int, int] | None = None,
     ) -> None:
-        """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive()."""
-        self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size),
-                  pixels)
+        """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive().
+        guide: (pixels, width, height, channels) of a guide image to dream toward."""
+        shape = guide[1:] if guide else None
+        self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size,
+                                         shape), pixels, guide[0] if guide else None)
 
     def cancel(self, job: str | int) -> None:
         self.send(protocol.cancel_request(job))

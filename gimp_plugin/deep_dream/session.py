@@ -170,10 +170,12 @@ class DreamSession:
     # ---- driving it -------------------------------------------------------------------------------
 
     def submit(self, pixels: bytes, width: int, height: int, channels: int, preset: str, seed: int | None,
-               max_size: int, params: dict[str, Any] | None = None) -> None:
+               max_size: int, params: dict[str, Any] | None = None,
+               guide: tuple[bytes, int, int, int] | None = None) -> None:
+        """guide: (pixels, width, height, channels) of a guide image, or None."""
         self._expected = (width, height, channels)
         self.client.dream(self.job, pixels, width, height, channels, preset, self.iterations, params=params or None,
-                          seed=seed, max_size=max_size)
+                          seed=seed, max_size=max_size, guide=guide)
         self.state = State.SUBMITTED
         self._last_message = self._last_check = self.clock()
 

@@ -126,6 +126,9 @@ def decode_request(
         raise ProtocolError(E_MALFORMED, "frame 1 must be a JSON object")
     if not isinstance(header.get("type"), str):
         raise ProtocolError(E_MALFORMED, 'the JSON object needs a string "type"', header.get("job"))
+    if len(frames) == 3 and header["type"] != DREAM:
+        raise ProtocolError(E_MALFORMED, f"only a dream request has a third frame (its guide), not {header['type']!r}",
+                            header.get("job"))
     pixels, guide = ([bytes(frame) for frame in frames[1:]] + [None, None])[:2]
     return header, pixels, guide
 
@@ -296,7 +299,7 @@ def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
                 raise ProtocolError(E_BAD_REQUEST, f'"octaves" must be an integer from 1 to {MAX_OCTAVES}', job)
             checked[name] = value
         elif name == "guide_layers":
-            if not isinstance(value, list) or not all(isinstance(layer, str) for layer in value) or len(value) > 16:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value) or len(value) > 16:
                 raise ProtocolError(E_BAD_REQUEST, '"guide_layers" must be a list of layer names', job)
             checked[name] = value
         elif name == "guide_size":

@@ -8,7 +8,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from backend.core.errors import GUIDE_SIZE, PRESETS_FILE, UNKNOWN_LAYER, CoreError
+from backend.core.errors import BAD_GUIDE, GUIDE_SIZE, PRESETS_FILE, UNKNOWN_LAYER, CoreError
 from backend.core.vgg16_layers import VGG16_CONV_LAYERS
 
 # Checks a presets file entry's settings (bounds, types) and returns them; raises ValueError saying what is
@@ -76,7 +76,7 @@ def check_layers(features: dict[str, float], guide_layers: tuple[str, ...] = ())
                           f"unknown VGG16 layer(s) {unknown}; valid layers: {', '.join(VGG16_CONV_LAYERS)}")
     unused = [name for name in guide_layers if name not in features]
     if unused:
-        raise PresetError(UNKNOWN_LAYER, f"guide layer(s) {unused} are not among the feature layers "
+        raise PresetError(BAD_GUIDE, f"guide layer(s) {unused} are not among the feature layers "
                           f"{sorted(features)}: a guide replaces the feature term of its layers")
 
 

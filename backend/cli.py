@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--max-step", type=float, default=None, metavar="LEVELS",
                        help="the most one iteration may change a pixel value, 0–255 (default: the preset's; 0 = "
                             "unbounded, the seed's loop)")
+    dream.add_argument("--guide", type=Path, default=None, metavar="GUIDE_FILE",
+                       help="dream toward this image's features (any size; transparency over white)")
+    dream.add_argument("--guide-size", type=int, default=None, metavar="N",
+                       help=f"scale the guide to this longer side first ({protocol.MIN_SIDE}–"
+                            f"{protocol.MAX_GUIDE_SIZE}; default: the preset's, 224)")
     engine_options(dream)
 
     presets = commands.add_parser("presets", help="print the presets as JSON")
@@ -236,17 +241,15 @@ def dream(args: argparse.Namespace) -> int:
     from backend.core.dream import Diverged
     from backend.progress import ProgressBar
 
-    try:
-        with Image.open(args.input) as image:
-            image.load()
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
+    image, guide = read_image(args.input), read_image(args.guide) if args.guide else None
+    if image is None or (args.guide and guide is None):
         return 1
-    given = (("octaves", args.octaves), ("octave_scale", args.octave_scale), ("max_step", args.max_step))
+    given = (("octaves", args.octaves), ("octave_scale", args.octave_scale), ("max_step", args.max_step),
+             ("guide_size", args.guide_size))
     try:  # bad overrides are told before VGG16 is loaded; an unknown preset only the engine can tell
         overrides = protocol.check_settings({name: value for name, value in given if value is not None})
         engine = _engine(args)
-        settings = engine.settings(args.preset, overrides)
+        settings = engine.settings(args.preset, overrides, guide_shape=guide.size if guide else None)
     except protocol.ProtocolError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -257,11 +260,13 @@ def dream(args: argparse.Namespace) -> int:
     bar = ProgressBar(args.iterations)
     octaves = f", {settings.octaves} octaves × {settings.octave_scale:g}" if settings.octaves > 1 else ""
     bounded = f", steps of at most {settings.max_step:g}" if settings.max_step > 0 else ""
+    guided = f", guided by {args.guide} at {settings.guide_size} px" if guide else ""
     print(f"Dreaming {args.input} ({image.width}×{image.height}) with {args.preset}, {args.iterations} "
-          f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}, seed {seed}", file=sys.stderr)
+          f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}{guided}, seed {seed}", file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation)
+    steps = engine.dream_rgb(pixels[..., :3], settings, args.iterations, seed, args.max_size, bar.evaluation,
+                             guide_pixels=np.asarray(to_rgba8(guide)) if guide else None)
     try:
         for index, loss, rgb in steps:
             name = f"{args.prefix}_at_iteration_{index}.png"
@@ -273,6 +278,19 @@ def dream(args: argparse.Namespace) -> int:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def read_image(path: Path) -> Image.Image | None:
+    """The image at path, loaded; None (having said why) when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return image
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        return None
 
 
 def to_rgba8(image: Image.Image) -> Image.Image:

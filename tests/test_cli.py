@@ -56,7 +56,8 @@ def test_presets_prints_json_with_the_users_own(tmp_path):
     presets = json.loads(result.stdout)
     assert set(presets) == set(BUILTIN_PRESETS) | {"mine"}
     assert presets["mine"] == {"features": {"block3_conv1": 0.1}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0,
-                               "octaves": 1, "octave_scale": 1.4, "max_step": 0.0}
+                               "octaves": 1, "octave_scale": 1.4, "max_step": 0.0, "guide_layers": [],
+                               "guide_size": 224}
     user.write_text(json.dumps({"broken": {"features": {"block0_conv9": 1}}}))
     broken = backend("presets", "--presets", str(user))
     assert broken.returncode == 1 and "block0_conv9" in broken.stderr and str(user) in broken.stderr
@@ -85,3 +86,25 @@ def test_16_bit_grey_is_scaled_and_palette_transparency_kept(tmp_path):
     source_alpha = np.asarray(Image.open(tmp_path / "palette.png").convert("RGBA"))[..., 3]
     assert dreamt_palette.shape == (30, 40, 4) and (source_alpha == 0).any()
     np.testing.assert_array_equal(dreamt_palette[..., 3], source_alpha)
+
+
+def test_a_guided_dream_and_bad_guides(tmp_path):
+    source, guide, thin = tmp_path / "in.png", tmp_path / "guide.png", tmp_path / "thin.png"
+    Image.fromarray(structured_image(112, 96)).save(source)  # block5 (doggos) has positions inside its border
+    Image.fromarray(structured_image(70, 50, channels=4, seed=8)).save(guide)
+    Image.fromarray(structured_image(300, 2)).save(thin)
+    dreams, said = {}, {}
+    for name, extra in (("guided", ["--guide", str(guide), "--guide-size", "64"]), ("plain", [])):
+        result = backend("dream", str(source), str(tmp_path / name), "--iterations", "1", "--weights", "hed",
+                         "--seed", "3", "--preset", "doggos", *extra)
+        assert result.returncode == 0, result.stderr
+        dreams[name], said[name] = np.asarray(Image.open(tmp_path / f"{name}_at_iteration_0.png")), result.stderr
+    assert f"guided by {guide} at 64 px" in said["guided"] and "guided by" not in said["plain"]
+    assert not np.array_equal(dreams["guided"], dreams["plain"])
+    missing = backend("dream", str(source), str(tmp_path / "x"), "--guide", str(tmp_path / "nope.png"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr and "nope.png" in missing.stderr
+    small = backend("dream", str(source), str(tmp_path / "x"), "--guide", str(guide), "--guide-size", "8")
+    assert small.returncode == 1 and '"guide_size" must be an integer from 32 to 1024' in small.stderr
+    elongated = backend("dream", str(source), str(tmp_path / "x"), "--guide", str(thin), "--weights", "hed")
+    assert elongated.returncode == 1 and "300×2 guide" in elongated.stderr
+    assert not list(tmp_path.glob("x_at_iteration_*"))

@@ -30,6 +30,7 @@ PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored pyzmq, then wire/ and our modules
 
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
+import guide_layer  # noqa: E402
 import layers  # noqa: E402
 
 from wire import protocol  # noqa: E402  (standard library only)
@@ -87,6 +88,8 @@ class DeepDream(Gimp.PlugIn):
                                    READWRITE)
         procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend", endpoint,
                                       READWRITE)
+        procedure.add_layer_argument(guide_layer.ARGUMENT, "_Guide", "Dream toward this layer's features (any "
+                                     "layer of any open image; none = unguided)", True, READWRITE)
         return procedure
 
 
@@ -156,7 +159,7 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
             job = session.DreamSession(client, uuid.uuid4().hex, iterations, config.get_property("keep-every"))
             job.submit(pixels, width, height, channels, preset, config.get_property("seed") or None,
                        config.get_property("max-size"),
-                       params)
+                       params, guide=guide_layer.read_guide(config.get_property(guide_layer.ARGUMENT), Gegl))
             while not job.finished:
                 for kept in job.poll(POLL_S):
                     result.add(kept)

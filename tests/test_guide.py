@@ -162,3 +162,28 @@ def test_an_engine_dream_takes_the_guides_features_once(engine, guide_rgb, monke
     plain = [image for _, _, image in engine.dream_rgb(rgb, settings, 3, seed=4)][-1]
     assert len(calls) == 1
     assert np.abs(np.int16(guided) - np.int16(plain)).mean() > 1
+
+
+def test_a_large_guide_is_scaled_before_anything_else_is_made_of_it(engine):
+    """A 12-MP RGBA guide: the arrays made from it (traced by tracemalloc, as NumPy's are) stay a fraction
+    of its own 48 MB; only the scaled guide is flattened, preprocessed and run through VGG16."""
+    import tracemalloc
+
+    big = np.zeros((3000, 4000, 4), np.uint8)
+    big[..., 3] = 255
+    tracemalloc.start()
+    try:
+        vectors = guide.guide_features(engine.vgg16, big, 224, LAYERS, LAYERS)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert all(v is not None and len(v) <= guide.MAX_GUIDE_VECTORS for v in vectors)
+    assert peak < big.nbytes / 4, f"{peak:,} bytes at the peak"
+
+
+def test_every_core_error_has_a_protocol_code():
+    from backend.core import errors
+    from backend.engine import ERROR_CODES
+
+    kinds = {value for name, value in vars(errors).items() if name.isupper() and isinstance(value, str)}
+    assert set(ERROR_CODES) == kinds and set(ERROR_CODES.values()) <= protocol.ERROR_CODES

@@ -103,9 +103,10 @@ def guide_features(
 ) -> list[np.ndarray | None]:
     """Per layer of `layers` (a DreamLoss's), the guide's vectors where it is in `guided`, else None.
 
-    pixels: the guide, H×W×3 or ×4 uint8, any size; scaled to `size` and run through VGG16 once, forward
-    only, up to the deepest guided layer."""
-    x = preprocess(scaled(flatten_alpha(pixels), size))
+    pixels: the guide, H×W×3 or ×4 uint8, any size; scaled to `size` (Pillow resizes RGBA with its alpha
+    premultiplied), its alpha flattened, and run through VGG16 once, forward only, up to the deepest
+    guided layer."""
+    x = preprocess(flatten_alpha(scaled(pixels, size)))  # scaled first: a large guide is never copied whole
     h, found = tf.constant(x[np.newaxis]), {}
     for layer in network_to(vgg16, guided):
         h = layer(h)

@@ -14,6 +14,7 @@ from backend.core.loss import DreamLoss
 from backend.core.preprocessing import preprocess
 from backend.core.presets import Preset
 from tests.conftest import structured_image
+from tests.test_loss import assert_gradient_matches_finite_differences
 from wire import protocol
 
 LAYERS = ("block2_conv2", "block3_conv1")
@@ -85,19 +86,7 @@ def test_best_match_gradient_is_the_best_guide_vector():
 def test_guided_gradient_matches_finite_differences(engine, x, guide_rgb, continuity, dream_l2):
     vectors = guide.guide_features(engine.vgg16, guide_rgb, 96, LAYERS, LAYERS)
     loss = DreamLoss(engine.vgg16, LAYERS, 10**9).bind(COEFFS, continuity, dream_l2, vectors)
-    x64 = np.float64(x)
-    _, grad = loss(x)
-    grad64 = np.float64(grad)
-    rng = np.random.default_rng(1)
-    # ReLU, max-pool and best-match switches make the random directions the noisier check.
-    for lean, tolerance in [(0.0, 0.25), (1.0, 2e-3)] * 2:
-        direction = rng.standard_normal(x.shape)
-        direction = direction / np.linalg.norm(direction) + lean * grad64 / np.linalg.norm(grad64)
-        direction /= np.linalg.norm(direction)
-        step = 4.0
-        plus, _ = loss(np.float32(x64 + step * direction))
-        minus, _ = loss(np.float32(x64 - step * direction))
-        assert (plus - minus) / (2 * step) == pytest.approx(float(np.sum(grad64 * direction)), rel=tolerance)
+    assert_gradient_matches_finite_differences(loss, x, 4.0)
 
 
 def test_tiled_guided_loss_and_gradient_equal_untiled(engine, guide_rgb):

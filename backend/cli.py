@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="WIDTHxHEIGHT (default: %(default)s, the seed's size)")
     bench.add_argument("--preset", default="doggos", help="preset (default: %(default)s)")
     bench.add_argument("--evaluations", type=_positive, default=8, help="evaluations to time (default: %(default)s)")
+    bench.add_argument("--guide", type=Path, default=None, metavar="GUIDE_FILE",
+                       help="also time the loss guided by this image, and the ratio to the unguided one")
     engine_options(bench, presets=False)
 
     keys = commands.add_parser("keys", help="create CURVE keys for `serve --curve DIR` (a backend for other machines)",
@@ -320,13 +322,19 @@ def presets(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from backend.bench import run_bench
 
     width, height = args.size
     from backend.core.model import WeightsError
 
+    guide = read_image(args.guide) if args.guide else None
+    if args.guide and guide is None:
+        return 1
     try:
-        result = run_bench(args.weights, width, height, args.preset, args.evaluations, args.tile_size)
+        result = run_bench(args.weights, width, height, args.preset, args.evaluations, args.tile_size,
+                           np.asarray(to_rgba8(guide)) if guide else None)
     except (protocol.ProtocolError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -126,22 +126,25 @@ def measure_overhead(engine: Engine, sizes: tuple[tuple[int, int], ...] = ((1024
     return max(overheads)
 
 
-def median_seconds(loss: Any, x: np.ndarray, evaluations: int) -> float:
-    """Median seconds of one evaluation, after a first one that traces the graph for this size."""
-    loss(x)
-    timings = []
-    for _ in range(evaluations):
-        begin = time.perf_counter()
+def median_seconds(losses: list[Any], x: np.ndarray, evaluations: int) -> list[float]:
+    """Median seconds of one evaluation of each loss, taken in turns (so a busy machine slows them alike),
+    after a first one that traces the graph for this size."""
+    timings: list[list[float]] = [[] for _ in losses]
+    for loss in losses:
         loss(x)
-        timings.append(time.perf_counter() - begin)
-    return statistics.median(timings)
+    for _ in range(evaluations):
+        for loss, found in zip(losses, timings, strict=True):
+            begin = time.perf_counter()
+            loss(x)
+            found.append(time.perf_counter() - begin)
+    return [statistics.median(found) for found in timings]
 
 
 def run_bench(
     weights: str, width: int, height: int, preset: str, evaluations: int, tile_size: int | None = None,
     guide: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """guide (an RGB(A) image): also time the loss guided by it, alternating with the unguided one, and
+    """guide (an RGB(A) image): also time the loss guided by it, in turns with the unguided one, and
     report the ratio (guided_s_per_eval, guide_ratio)."""
     started = time.perf_counter()
     engine = Engine(weights, tile_size=tile_size)
@@ -150,13 +153,11 @@ def run_bench(
     loss = engine.loss_for(settings)
     rng = np.random.default_rng(0)
     x = preprocess(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
-    s_per_eval = median_seconds(loss, x, evaluations)
+    guided_loss = [engine.loss_for(settings, guide)] if guide is not None else []
+    s_per_eval, *guided_s = median_seconds([loss, *guided_loss], x, evaluations)
     guided = {}
-    if guide is not None:  # unguided again after guided: the ratio of two paths in one run, in turns
-        guided_s = median_seconds(engine.loss_for(settings, guide), x, evaluations)
-        again_s = median_seconds(loss, x, evaluations)
-        guided = {"guided_s_per_eval": round(guided_s, 4), "unguided_again_s_per_eval": round(again_s, 4),
-                  "guide_ratio": round(guided_s / statistics.mean([s_per_eval, again_s]), 3)}
+    if guided_s:
+        guided = {"guided_s_per_eval": round(guided_s[0], 4), "guide_ratio": round(guided_s[0] / s_per_eval, 3)}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the dream's peak, before the limit's own
     layers = tuple(sorted(settings.features))
     tiles = tiling.plan(height, width, layers, engine.max_tile_pixels)

@@ -52,7 +52,7 @@ def test_guided_term_matches_numpy(engine, x, guide_rgb):
     """One layer guided, the other not: the loss is the guided term plus the seed's term, both recomputed
     here from VGG16's own Keras graph (not our tiled loop) and from guide features taken independently."""
     model = keras.Model(engine.vgg16.input, [engine.vgg16.get_layer(name).output for name in LAYERS])
-    scaled = preprocess(guide.scaled(guide.flatten_alpha(guide_rgb), 64))
+    scaled = preprocess(guide.flatten_alpha(guide.scaled(guide_rgb, 64)))
     guide_activation = np.asarray(model(scaled[np.newaxis])[0])[0]
     vectors = guide.guide_features(engine.vgg16, guide_rgb, 64, LAYERS[:1], LAYERS)
     assert vectors[1] is None

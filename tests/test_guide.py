@@ -176,3 +176,18 @@ def test_every_core_error_has_a_protocol_code():
 
     kinds = {value for name, value in vars(errors).items() if name.isupper() and isinstance(value, str)}
     assert set(ERROR_CODES) == kinds and set(ERROR_CODES.values()) <= protocol.ERROR_CODES
+
+
+def test_a_presets_file_may_say_which_layers_a_guide_acts_on(tmp_path):
+    from backend.core.presets import PresetError
+    from backend.user_presets import load_presets
+
+    path = tmp_path / "presets.json"
+    path.write_text('{"half": {"features": {"block3_conv1": 0.1, "block4_conv1": 0.1},'
+                    ' "guide_layers": ["block4_conv1"], "guide_size": 320}}')
+    half = load_presets(path)["half"]
+    assert half.guided_layers() == ("block4_conv1",) and half.guide_size == 320
+    path.write_text('{"bad": {"features": {"block3_conv1": 0.1}, "guide_layers": ["block4_conv1"]}}')
+    with pytest.raises(PresetError, match="not among the feature layers") as raised:
+        load_presets(path)
+    assert str(path) in str(raised.value)

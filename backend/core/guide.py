@@ -27,7 +27,7 @@ from backend.core.imaging import resize
 from backend.core.model import network_to
 from backend.core.preprocessing import preprocess
 
-MAX_GUIDE_VECTORS = 1024  # per layer: 4 MB of scores per 1000 positions at most, whatever the guide
+MAX_GUIDE_VECTORS = 1024  # per layer, whatever the guide: bounds the matching work per position
 GUIDE_CHUNK = 64  # guide vectors matched at once
 
 

@@ -87,8 +87,8 @@ def measure_overhead(engine: Engine, sizes: tuple[tuple[int, int], ...] = ((1024
     timestamps: list[tuple[float, float]] = []  # (start, end) of every evaluation
     loss_for = engine.loss_for
 
-    def timed_loss_for(settings: Any) -> Any:
-        inner = loss_for(settings)
+    def timed_loss_for(settings: Any, guide_pixels: Any = None) -> Any:
+        inner = loss_for(settings, guide_pixels)
 
         def loss_and_gradient(x: np.ndarray) -> Any:
             begin = time.perf_counter()
@@ -126,9 +126,26 @@ def measure_overhead(engine: Engine, sizes: tuple[tuple[int, int], ...] = ((1024
     return max(overheads)
 
 
+def median_seconds(losses: list[Any], x: np.ndarray, evaluations: int) -> list[float]:
+    """Median seconds of one evaluation of each loss, taken in turns (so a busy machine slows them alike),
+    after a first one that traces the graph for this size."""
+    timings: list[list[float]] = [[] for _ in losses]
+    for loss in losses:
+        loss(x)
+    for _ in range(evaluations):
+        for loss, found in zip(losses, timings, strict=True):
+            begin = time.perf_counter()
+            loss(x)
+            found.append(time.perf_counter() - begin)
+    return [statistics.median(found) for found in timings]
+
+
 def run_bench(
-    weights: str, width: int, height: int, preset: str, evaluations: int, tile_size: int | None = None
+    weights: str, width: int, height: int, preset: str, evaluations: int, tile_size: int | None = None,
+    guide: np.ndarray | None = None,
 ) -> dict[str, Any]:
+    """guide (an RGB(A) image): also time the loss guided by it, in turns with the unguided one, and
+    report the ratio (guided_s_per_eval, guide_ratio)."""
     started = time.perf_counter()
     engine = Engine(weights, tile_size=tile_size)
     load_s = time.perf_counter() - started
@@ -136,13 +153,11 @@ def run_bench(
     loss = engine.loss_for(settings)
     rng = np.random.default_rng(0)
     x = preprocess(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
-    loss(x)  # the first call traces the graph for this size
-    timings = []
-    for _ in range(evaluations):
-        begin = time.perf_counter()
-        loss(x)
-        timings.append(time.perf_counter() - begin)
-    s_per_eval = statistics.median(timings)
+    guided_loss = [engine.loss_for(settings, guide)] if guide is not None else []
+    s_per_eval, *guided_s = median_seconds([loss, *guided_loss], x, evaluations)
+    guided = {}
+    if guided_s:
+        guided = {"guided_s_per_eval": round(guided_s[0], 4), "guide_ratio": round(guided_s[0] / s_per_eval, 3)}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the dream's peak, before the limit's own
     layers = tuple(sorted(settings.features))
     tiles = tiling.plan(height, width, layers, engine.max_tile_pixels)
@@ -171,4 +186,5 @@ def run_bench(
         "peak_rss_mb": round(peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20, 1),
         "load_s": round(load_s, 2),
         "overhead_s": round(overhead_s, 3),
+        **guided,
     }

@@ -80,6 +80,11 @@ def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
     dream.add_argument("--recipe", type=Path, metavar="DREAM.png",
                        help="dream INPUT again with the recipe in a PNG this command wrote (preset, settings, seed, "
                             "iterations up to that picture's, maximum size and weights)")
+    dream.add_argument("--guide", type=Path, default=None, metavar="GUIDE_FILE",
+                       help="dream toward this image's features (any size; transparency over white)")
+    dream.add_argument("--guide-size", type=int, default=None, metavar="N",
+                       help=f"scale the guide to this longer side first ({protocol.MIN_SIDE}–"
+                            f"{protocol.MAX_GUIDE_SIZE}; default: the preset's, 224)")
     engine_options(dream)
     if typed_only:
         from backend.recipe_png import RECIPE_OPTIONS
@@ -97,6 +102,8 @@ def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
                        help="WIDTHxHEIGHT (default: %(default)s, the seed's size)")
     bench.add_argument("--preset", default="doggos", help="preset (default: %(default)s)")
     bench.add_argument("--evaluations", type=_positive, default=8, help="evaluations to time (default: %(default)s)")
+    bench.add_argument("--guide", type=Path, default=None, metavar="GUIDE_FILE",
+                       help="also time the loss guided by this image, and the ratio to the unguided one")
     engine_options(bench, presets=False)
 
     keys = commands.add_parser("keys", help="create CURVE keys for `serve --curve DIR` (a backend for other machines)",
@@ -287,19 +294,23 @@ def dream(args: argparse.Namespace) -> int:
 
     try:
         picture = image_files.read(args.input)
+        guide = image_files.read(args.guide) if args.guide else None
     except (OSError, ValueError) as exc:
-        print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
+        print(f"error: cannot read {exc.filename or args.input}: {exc}", file=sys.stderr)
         return 1
     try:
         replayed = recipe_png.apply(args, args.typed) if args.recipe is not None else None
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    given = (("octaves", args.octaves), ("octave_scale", args.octave_scale), ("max_step", args.max_step))
+    given = (("octaves", args.octaves), ("octave_scale", args.octave_scale), ("max_step", args.max_step),
+             ("guide_size", args.guide_size))
     try:  # bad overrides are told before VGG16 is loaded; an unknown preset only the engine can tell
         overrides = protocol.check_settings({name: value for name, value in given if value is not None})
         engine = _engine(args)
-        settings = recipe_png.settings(replayed) if replayed else engine.settings(args.preset, overrides)
+        guide_shape = guide.size if guide else None
+        settings = (recipe_png.settings(replayed) if replayed
+                    else engine.settings(args.preset, overrides, guide_shape=guide_shape))
     except protocol.ProtocolError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -314,12 +325,14 @@ def dream(args: argparse.Namespace) -> int:
     bar = ProgressBar(last)
     octaves = f", {settings.octaves} octaves × {settings.octave_scale:g}" if settings.octaves > 1 else ""
     bounded = f", steps of at most {settings.max_step:g}" if settings.max_step > 0 else ""
+    guided = f", guided by {args.guide} at {settings.guide_size} px" if guide else ""
     print(f"Dreaming {args.input} ({width}×{height}{', 16-bit' if deep else ''}) with {args.preset}, {args.iterations} "
-          f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}, seed {seed}"
+          f"iteration{'s' if args.iterations != 1 else ''}{octaves}{bounded}{guided}, seed {seed}"
           + (f", up to iteration {last} as the recipe in {args.recipe}" if replayed else ""), file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    steps = engine.dream_rgb(rgb_in, settings, args.iterations, seed, args.max_size, bar.evaluation)
+    steps = engine.dream_rgb(rgb_in, settings, args.iterations, seed, args.max_size, bar.evaluation,
+                             guide_pixels=guide.rgba8() if guide else None)
     try:
         for index, loss, rgb in steps:
             name = f"{args.prefix}_at_iteration_{index}.png"
@@ -336,7 +349,8 @@ def dream(args: argparse.Namespace) -> int:
 
 
 def presets(args: argparse.Namespace) -> int:
-    from backend.core.presets import PresetError, load_presets
+    from backend.core.presets import PresetError
+    from backend.user_presets import load_presets
 
     try:
         loaded = load_presets(args.presets)
@@ -348,13 +362,19 @@ def presets(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
+    from backend import image_files
     from backend.bench import run_bench
-
-    width, height = args.size
     from backend.core.model import WeightsError
 
+    width, height = args.size
     try:
-        result = run_bench(args.weights, width, height, args.preset, args.evaluations, args.tile_size)
+        guide = image_files.read(args.guide) if args.guide else None
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.guide}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        result = run_bench(args.weights, width, height, args.preset, args.evaluations, args.tile_size,
+                           guide.rgba8() if guide else None)
     except (protocol.ProtocolError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

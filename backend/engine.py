@@ -16,15 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from backend.core import imaging
+from backend.core import errors, guide, imaging
 from backend.core.animation import FrameEvaluationCallback, Motion, animate
 from backend.core.dream import Diverged, LossAndGradient, Octaves, dream, octave_plan
 from backend.core.loss import DreamLoss
 from backend.core.model import device_name, load_vgg16, resolve_weights, share_gpus
 from backend.core.preprocessing import deprocess, deprocess_levels, preprocess
-from backend.core.presets import BUILTIN_PRESETS, Preset, PresetError, load_presets
+from backend.core.presets import BUILTIN_PRESETS, Preset, PresetError
 from backend.core.vgg16_layers import VGG16_CONV_LAYERS
 from backend.speed import DreamTimer, Speed
+from backend.user_presets import load_presets
 from wire import protocol
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,14 @@ SAMPLES: dict[str, tuple[np.dtype, float]] = {
     protocol.U16: (np.dtype("<u2"), 65535.0),
     protocol.F32: (np.dtype("<f4"), 1.0),
 }
+# The core's error kinds as the wire format's error codes.
+ERROR_CODES = {errors.UNKNOWN_LAYER: protocol.E_UNKNOWN_LAYER, errors.PRESETS_FILE: protocol.E_PRESETS_FILE,
+               errors.BAD_GUIDE: protocol.E_BAD_REQUEST}
+
+
+def protocol_error(exc: errors.CoreError, job: Any = None) -> protocol.ProtocolError:
+    return protocol.ProtocolError(ERROR_CODES[exc.kind], str(exc), job)
+
 
 MAX_TRACED = 16  # layer sets whose sub-model and traced loss are kept; a client can't grow this forever
 
@@ -121,8 +130,11 @@ class Engine:
             self._presets_problem = problem
         return presets, problem
 
-    def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Preset:
-        """The preset with the request's overrides; ProtocolError for an unknown preset or layer."""
+    def settings(
+        self, preset: str, overrides: dict[str, Any], job: Any = None, guide_shape: tuple[int, int] | None = None
+    ) -> Preset:
+        """The preset with the request's overrides; ProtocolError for an unknown preset or layer, or for a
+        guide of guide_shape (width, height) that cannot be used with them."""
         presets, problem = self.presets()
         if preset not in presets:
             if problem:  # the preset may well be in the file that does not load
@@ -131,9 +143,12 @@ class Engine:
                 protocol.E_UNKNOWN_PRESET, f"unknown preset {preset!r}; known: {', '.join(sorted(presets))}", job
             )
         try:
-            return presets[preset].with_overrides(overrides)
-        except PresetError as exc:
-            raise protocol.ProtocolError(exc.code, str(exc), job) from None
+            settings = presets[preset].with_overrides(overrides)
+            if guide_shape:
+                guide.guide_shape(*guide_shape, settings.guide_size)
+        except errors.CoreError as exc:
+            raise protocol_error(exc, job) from None
+        return settings
 
     def warm_up(self, size: int = 32, extra: tuple[Preset, ...] = ()) -> float:
         """Trace the loss of every known preset (and of `extra` settings) once, so no first request waits
@@ -170,8 +185,9 @@ class Engine:
         next(self.dream_rgb(np.zeros((32, 32, 3), np.uint8), next(iter(presets.values())), 1, 0))
         next(dream(lambda x: (float(np.sum(x * x)), 2 * x), np.zeros((side, side, 3), np.float32), 1, 0.0, 0))
 
-    def loss_for(self, settings: Preset) -> LossAndGradient:
-        """The traced loss for the preset's layers; the most recently used MAX_TRACED sets stay warm."""
+    def loss_for(self, settings: Preset, guide_pixels: np.ndarray | None = None) -> LossAndGradient:
+        """The traced loss for the preset's layers; the most recently used MAX_TRACED sets stay warm.
+        guide_pixels (H×W×3 or ×4 uint8): a guide image, whose features are taken here, once."""
         layers = tuple(sorted(settings.features))
         if layers in self._losses:
             self._losses.move_to_end(layers)
@@ -180,7 +196,9 @@ class Engine:
             if len(self._losses) > MAX_TRACED:
                 self._losses.popitem(last=False)
         coeffs = [settings.features[name] for name in layers]
-        return self._losses[layers].bind(coeffs, settings.continuity, settings.dream_l2)
+        guides = () if guide_pixels is None else guide.guide_features(
+            self.vgg16, guide_pixels, settings.guide_size, settings.guided_layers(), layers)
+        return self._losses[layers].bind(coeffs, settings.continuity, settings.dream_l2, guides)
 
     def dream_rgb(
         self,
@@ -191,15 +209,17 @@ class Engine:
         max_size: int = 0,
         on_evaluation: EvaluationCallback = lambda iteration, evaluation, loss: None,
         should_stop: Callable[[], bool] = lambda: False,
+        guide_pixels: np.ndarray | None = None,
     ) -> Iterator[tuple[int, float, np.ndarray]]:
         """(index, loss, H×W×3 RGB at the input's size) after each iteration: uint8 for uint8 input (the
         seed's path, rounded to whole levels), else float32 levels 0..255 (imaging.to_levels), not rounded. Its
-        pace becomes the engine's measured speed."""
+        pace becomes the engine's measured speed. guide_pixels: an optional guide image (any size, RGB or RGBA
+        uint8)."""
         exact = rgb.dtype != np.uint8
         height, width = rgb.shape[:2]
         dream_width, dream_height = protocol.dream_size(width, height, max_size)
         x0 = preprocess(imaging.resize(rgb, dream_width, dream_height))
-        loss = self.loss_for(settings)
+        loss = self.loss_for(settings, guide_pixels)
         octaves = Octaves(settings.octaves, settings.octave_scale)
         timer = DreamTimer(octave_plan(dream_height, dream_width, octaves, iterations, protocol.MIN_SIDE))
         on_evaluation = timer.wrap(on_evaluation)
@@ -221,10 +241,11 @@ class Engine:
         on_evaluation: EvaluationCallback,
         on_iteration: IterationCallback,
         should_stop: Callable[[], bool],
+        guide_pixels: bytes | None = None,
     ) -> None:
         """Dream one validated request, reporting every evaluation and every iteration's pixels, in the
-        request's sample format; alpha comes back as it came."""
-        settings = self.settings(request.preset, request.params, request.job)
+        request's sample format; alpha comes back as it came. guide_pixels: the request's guide frame, if any."""
+        settings = self.settings(request.preset, request.params, request.job, request.guide_shape)
         dtype, full_scale = SAMPLES[request.sample_format]
         rgb, alpha = imaging.from_bytes(pixels, request.width, request.height, request.channels, dtype)
         if dtype != np.uint8:
@@ -232,13 +253,20 @@ class Engine:
                 raise protocol.ProtocolError(protocol.E_BAD_REQUEST, "the pixel frame's colour samples hold NaN or "
                                              "infinity: f32 colour must be finite numbers", request.job)
             rgb = imaging.to_levels(rgb, full_scale)
-        steps = self.dream_rgb(rgb, settings, request.iterations, seed, request.max_size, on_evaluation, should_stop)
+        guide_array = None
+        if guide_pixels is not None:
+            guide_array = np.frombuffer(guide_pixels, np.uint8).reshape(
+                request.guide_height, request.guide_width, request.guide_channels)
+        steps = self.dream_rgb(rgb, settings, request.iterations, seed, request.max_size, on_evaluation, should_stop,
+                               guide_array)
         try:
             for index, loss, image in steps:
                 samples = image if dtype == np.uint8 else imaging.from_levels(image, dtype, full_scale)
                 on_iteration(index, loss, imaging.to_bytes(samples, alpha, dtype))
         except Diverged as exc:
             raise protocol.ProtocolError(protocol.E_DIVERGED, str(exc), request.job) from None
+        except errors.CoreError as exc:
+            raise protocol_error(exc, request.job) from None
 
     def animate_rgb(
         self,

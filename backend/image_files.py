@@ -31,6 +31,12 @@ class Picture:
     def size(self) -> tuple[int, int]:
         return self.rgb.shape[1], self.rgb.shape[0]
 
+    def rgba8(self) -> np.ndarray:
+        """H×W×4 uint8 RGBA (opaque without alpha; 16-bit scaled to 8): what a guide frame carries."""
+        opaque = np.full(self.rgb.shape[:2], 2**self.bits - 1, self.rgb.dtype)
+        rgba = np.dstack([self.rgb, self.alpha if self.alpha is not None else opaque])
+        return rgba if self.bits == 8 else np.rint(rgba / 257.0).astype(np.uint8)
+
     def wire_bytes(self) -> bytes:
         """The samples as a dream request carries them: RGB or RGBA, little-endian."""
         pixels = np.dstack([self.rgb, self.alpha]) if self.alpha is not None else self.rgb

@@ -58,7 +58,8 @@ def test_presets_prints_json_with_the_users_own(tmp_path):
     presets = json.loads(result.stdout)
     assert set(presets) == set(BUILTIN_PRESETS) | {"mine"}
     assert presets["mine"] == {"features": {"block3_conv1": 0.1}, "continuity": 0.1, "dream_l2": 0.02, "jitter": 0.0,
-                               "octaves": 1, "octave_scale": 1.4, "max_step": 0.0}
+                               "octaves": 1, "octave_scale": 1.4, "max_step": 0.0, "guide_layers": [],
+                               "guide_size": 224}
     user.write_text(json.dumps({"broken": {"features": {"block0_conv9": 1}}}))
     broken = backend("presets", "--presets", str(user))
     assert broken.returncode == 1 and "block0_conv9" in broken.stderr and str(user) in broken.stderr
@@ -142,3 +143,23 @@ def test_a_broken_16_bit_png_is_reported(tmp_path):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     result = backend("dream", str(tmp_path / "cut.png"), str(tmp_path / "x"), "--weights", "hed")
     assert result.returncode == 1 and "cannot read" in result.stderr
+def test_a_guided_dream_and_bad_guides(tmp_path):
+    source, guide, thin = tmp_path / "in.png", tmp_path / "guide.png", tmp_path / "thin.png"
+    Image.fromarray(structured_image(112, 96)).save(source)  # block5 (doggos) has positions inside its border
+    Image.fromarray(structured_image(70, 50, channels=4, seed=8)).save(guide)
+    Image.fromarray(structured_image(300, 2)).save(thin)
+    dreams, said = {}, {}
+    for name, extra in (("guided", ["--guide", str(guide), "--guide-size", "64"]), ("plain", [])):
+        result = backend("dream", str(source), str(tmp_path / name), "--iterations", "1", "--weights", "hed",
+                         "--seed", "3", "--preset", "doggos", *extra)
+        assert result.returncode == 0, result.stderr
+        dreams[name], said[name] = np.asarray(Image.open(tmp_path / f"{name}_at_iteration_0.png")), result.stderr
+    assert f"guided by {guide} at 64 px" in said["guided"] and "guided by" not in said["plain"]
+    assert not np.array_equal(dreams["guided"], dreams["plain"])
+    missing = backend("dream", str(source), str(tmp_path / "x"), "--guide", str(tmp_path / "nope.png"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr and "nope.png" in missing.stderr
+    small = backend("dream", str(source), str(tmp_path / "x"), "--guide", str(guide), "--guide-size", "8")
+    assert small.returncode == 1 and '"guide_size" must be an integer from 32 to 1024' in small.stderr
+    elongated = backend("dream", str(source), str(tmp_path / "x"), "--guide", str(thin), "--weights", "hed")
+    assert elongated.returncode == 1 and "300×2 guide" in elongated.stderr
+    assert not list(tmp_path.glob("x_at_iteration_*"))

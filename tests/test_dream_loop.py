@@ -96,8 +96,8 @@ def test_max_size_dreams_smaller_and_returns_the_input_size(engine):
     sizes = []
     original = engine.loss_for
 
-    def spy(preset):
-        inner = original(preset)
+    def spy(preset, guide_pixels=None):
+        inner = original(preset, guide_pixels)
         return lambda x: (sizes.append(x.shape), inner(x))[1]
 
     engine.loss_for = spy
@@ -180,8 +180,8 @@ def test_octave_dreams_come_back_at_the_input_size_every_iteration(engine):
     sizes = []
     original = engine.loss_for
 
-    def spy(preset):
-        inner = original(preset)
+    def spy(preset, guide_pixels=None):
+        inner = original(preset, guide_pixels)
         return lambda x: (sizes.append(x.shape[:2]), inner(x))[1]
 
     engine.loss_for = spy

@@ -46,6 +46,8 @@ VALUES: list[Any] = [None, True, False, 0, 1, -1, 2, 8, 3.5, -0.0, 1e308, -1e308
                      {"continuity": 1e999}, {"max_step": 300}, {"max_step": -1}, {"max_step": 1e-300},
                      {"description": "a preset's text, not a setting"}, 1000, 1001,
                      0.4, 181, [1, 2], [-1e5, 0], [0, 0, 0], [None, 1], "u8", "u16", "f32", "U16", "float", "u32"]
+GUIDE_VALUES: list[Any] = [None, 0, 8, 31, 33.5, 1024, 1025, 2**40, "big", [], ["block1_conv1"], ["block5_conv1"],
+                           "block1_conv1", [1], ["block1_conv1"] * 20]
 FIELDS = ["type", "job", "protocol", "width", "height", "channels", "preset", "iterations", "params", "seed",
           "max_size", "format", "extra", "frames", "zoom", "rotate", "pan", "centre", "blend"]
 TYPES = ["hello", "presets", "dream", "cancel", "Dream", "", "iteration", "done", "error", "accepted", "animate",
@@ -93,6 +95,29 @@ class Fuzzer:
         return protocol.dream_request(self.new_job(), SIDE, SIDE, 3, self.rng.choice(["tiny", "doggos"]), 1,
                                       {"features": {"block1_conv1": 0.05}}, seed=self.rng.randrange(100),
                                       sample_format=sample_format), FRAMES[sample_format]
+
+    def guided(self) -> list[bytes]:
+        """A guided dream (guide fields and a third frame), often with its guide broken: fields mutated, the
+        frame cut short, emptied or left out, guide settings out of range or NaN, a guide over the limits."""
+        params = {"features": {"block1_conv1": 0.05}, "guide_size": 32}
+        header = protocol.dream_request(self.new_job(), SIDE, SIDE, 3, "tiny", 1, params, guide=(SIDE, SIDE, 3),
+                                        seed=self.rng.randrange(100))
+        guide: bytes | None = PIXELS[::-1]
+        choice = self.rng.random()
+        if choice < 0.3:
+            header[self.rng.choice(protocol.GUIDE_FIELDS)] = self.rng.choice(VALUES)
+        elif choice < 0.45:
+            guide = guide[: self.rng.randrange(len(guide))]  # wrong size; empty now and then
+        elif choice < 0.55:
+            params[self.rng.choice(["guide_size", "guide_layers"])] = self.rng.choice(GUIDE_VALUES)
+        elif choice < 0.6:
+            header["guide_width"] = header["guide_height"] = self.rng.choice([10_001, 2**31])
+        elif choice < 0.65:
+            guide = None
+        elif choice < 0.7:
+            text = json.dumps(header).replace('"guide_size": 32', '"guide_size": NaN')
+            return [text.encode(), PIXELS, PIXELS]
+        return [json.dumps(header).encode(), PIXELS] + ([guide] if guide is not None else [])
 
     def mutated(self) -> list[bytes]:
         header, pixels = self.valid()
@@ -221,8 +246,8 @@ def test_fuzz(fuzzed):
         before = memory(fuzzed.process.pid)
         fuzzer = Fuzzer(client, rng)
         started = time.monotonic()
-        makers = [fuzzer.valid, fuzzer.mutated, fuzzer.broken_bytes, fuzzer.wrong_frames, fuzzer.junk]
-        weights = [0.10, 0.45, 0.15, 0.10, 0.10]
+        makers = [fuzzer.valid, fuzzer.mutated, fuzzer.broken_bytes, fuzzer.wrong_frames, fuzzer.junk, fuzzer.guided]
+        weights = [0.10, 0.45, 0.15, 0.10, 0.10, 0.10]
         while fuzzer.sent < MESSAGES:
             pick = rng.random()
             if pick < 0.015:  # a flood of cancels: of jobs nobody has, and of the backend's own
@@ -246,12 +271,15 @@ def test_fuzz(fuzzed):
         after = memory(fuzzed.process.pid)
         dream(client, "after-fuzz", width=24, height=16, iterations=2)
         events = events_until_end(client, "after-fuzz")
+        dream(client, "guided-after-fuzz", width=24, height=16, iterations=1, guide=(PIXELS, SIDE, SIDE, 3))
+        guided = events_until_end(client, "guided-after-fuzz")
     print(f"\nfuzz: {fuzzer.sent} messages in {elapsed:.1f} s, {fuzzer.frames} animation frames; backend RSS "
           f"{before / 2**20:.0f} MB before, "
           f"{after / 2**20:.0f} MB after; answers: {dict(sorted(fuzzer.outcomes.items()))}")
     assert fuzzer.sent >= MESSAGES and elapsed < WALL_LIMIT_S
     assert after - before < MEMORY_GROWTH_LIMIT
     assert events[-1][0]["type"] == "done" and len([e for e in events if e[0]["type"] == "iteration"]) == 2
+    assert guided[-1][0]["type"] == "done"
     assert fuzzer.outcomes.get("accepted:", 0) > 50 and fuzzer.outcomes.get("error:queue_full", 0) > 0
     assert fuzzer.frames > 10  # animations were accepted and ran among the rest
     assert fuzzed.process.poll() is None

@@ -83,17 +83,20 @@ def test_total_is_the_sum_of_the_terms(engine, x):
 def test_gradient_matches_finite_differences(engine, x, continuity, dream_l2):
     """Central differences agree with the gradient's directional derivative, along random directions
     and along directions that lean on the gradient (where float32 round-off matters least)."""
-    loss = engine.loss_for(Preset(LAYERS, continuity, dream_l2, 0.0))
+    assert_gradient_matches_finite_differences(engine.loss_for(Preset(LAYERS, continuity, dream_l2, 0.0)), x, 8.0)
+
+
+def assert_gradient_matches_finite_differences(loss, x: np.ndarray, step: float) -> None:
+    """Central differences of `loss` at x against its gradient, along four directions."""
     x64 = np.float64(x)
     _, grad = loss(x)
     grad64 = np.float64(grad)
     rng = np.random.default_rng(1)
-    # ReLU and max-pool kinks make the random directions the noisier check.
+    # ReLU and max-pool kinks (and a guide's best-match switches) make the random directions the noisier check.
     for lean, tolerance in [(0.0, 0.25), (1.0, 2e-3)] * 2:
         direction = rng.standard_normal(x.shape)
         direction = direction / np.linalg.norm(direction) + lean * grad64 / np.linalg.norm(grad64)
         direction /= np.linalg.norm(direction)
-        step = 8.0
         plus, _ = loss(np.float32(x64 + step * direction))
         minus, _ = loss(np.float32(x64 - step * direction))
         numeric = (plus - minus) / (2 * step)

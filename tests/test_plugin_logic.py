@@ -150,7 +150,7 @@ def test_the_user_presets_file_per_environment(monkeypatch, variables, expected)
 
 
 def test_the_plugin_offers_the_presets_the_backend_loads(monkeypatch, tmp_path):
-    from backend.core.presets import load_presets
+    from backend.user_presets import load_presets
 
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
     (tmp_path / "presets.json").write_text('{"mine": {"features": {"block3_conv1": 0.1}}}')

@@ -9,7 +9,8 @@ import sys
 import pytest
 from PIL import Image
 
-from backend.core.presets import BUILTIN_PRESETS, PresetError, check_layers, load_presets
+from backend.core.presets import BUILTIN_PRESETS, PresetError, check_layers
+from backend.user_presets import load_presets
 from tests.conftest import ROOT, structured_image
 from wire import protocol
 

@@ -71,7 +71,8 @@ def test_hello_and_presets(backend, transport):
         presets = client.presets()
     assert presets["doggos"] == {"features": {"block5_conv1": 0.05, "block5_conv2": 0.02}, "continuity": 0.1,
                                  "dream_l2": 0.02, "jitter": 0.0, "octaves": 1, "octave_scale": 1.4,
-                                 "max_step": 0.0, "description": BUILTIN_PRESETS["doggos"].description}
+                                 "max_step": 0.0, "guide_layers": [], "guide_size": 224,
+                                 "description": BUILTIN_PRESETS["doggos"].description}
     assert presets["acid"]["features"] == {"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01}
     assert presets["tiny"]["features"] == {"block2_conv1": 0.05}  # the user's presets file
     assert "description" not in presets["tiny"]  # it has none
@@ -250,6 +251,7 @@ def header(**fields: Any) -> bytes:
 
 GOOD = {"type": "dream", "job": "bad", "width": 4, "height": 3, "channels": 3, "preset": "doggos", "iterations": 1}
 PIXELS = bytes(4 * 3 * 3)
+GUIDED = {"guide_width": 4, "guide_height": 3, "guide_channels": 3}
 
 BAD_INPUT = {
     "not json": ([b"{nope"], "malformed"),
@@ -306,6 +308,25 @@ BAD_INPUT = {
     "u8 with a 16-bit frame": ([header(**GOOD | {"format": "u8"}), PIXELS * 2], "bad_request"),
     "f32 over the request's bytes": ([header(**GOOD | {"format": "f32", "channels": 4, "width": 10_000,
                                                        "height": 10_000}), PIXELS], "too_large"),
+    # A guide (third frame) is checked like the main frame.
+    "guide frame without its fields": ([header(**GOOD), PIXELS, PIXELS], "bad_request"),
+    "guide fields without a frame": ([header(**GOOD | GUIDED), PIXELS], "malformed"),
+    "empty guide": ([header(**GOOD | GUIDED), PIXELS, b""], "bad_request"),
+    "guide too short": ([header(**GOOD | GUIDED), PIXELS, PIXELS[:-1]], "bad_request"),
+    "guide width zero": ([header(**GOOD | GUIDED | {"guide_width": 0}), PIXELS, b""], "bad_request"),
+    "guide channels 2": ([header(**GOOD | GUIDED | {"guide_channels": 2}), PIXELS, PIXELS], "bad_request"),
+    "guide over the request limit": ([header(**GOOD | GUIDED | {"guide_width": 100_000, "guide_height": 100_000}),
+                                      PIXELS, PIXELS], "too_large"),
+    "guide too thin for guide_size": ([header(**GOOD | GUIDED | {"guide_width": 36, "guide_height": 1}), PIXELS,
+                                       bytes(36 * 3)], "bad_request"),
+    "guide_size NaN": ([b'{"type":"dream","job":"bad","width":4,"height":3,"channels":3,"preset":"doggos",'
+                        b'"iterations":1,"guide_width":4,"guide_height":3,"guide_channels":3,"params":{"guide_size":NaN}}',
+                        PIXELS, PIXELS], "malformed"),
+    "guide_size too small": ([header(**GOOD | GUIDED | {"params": {"guide_size": 8}}), PIXELS, PIXELS],
+                             "bad_request"),
+    "guide layer not a feature layer": ([header(**GOOD | GUIDED | {"params": {"guide_layers": ["block1_conv1"]}}),
+                                         PIXELS, PIXELS], "bad_request"),
+    "hello with a third frame": ([header(type="hello", protocol=1), b"", b""], "malformed"),
 }
 
 
@@ -373,3 +394,18 @@ def test_a_presets_file_broken_while_serving_costs_only_its_own_presets(tmp_path
         assert own.stop() == 0  # SIGTERM: a clean exit
     finally:
         own.process.kill()
+
+
+def test_a_guided_dream_over_the_wire(backend):
+    """An RGBA guide of another size: the dream comes back at the request's size, and differs from the same
+    dream (same seed) without a guide."""
+    guide = structured_image(30, 50, channels=4, seed=7)
+    results = {}
+    with backend.client() as client:
+        for name, given in (("guided", (guide.tobytes(), 30, 50, 4)), ("plain", None)):
+            dream(client, name, seed=5, iterations=2, guide=given)
+            events = events_until_end(client, name)
+            assert events[-1][0]["type"] == "done", events[-1][0]
+            results[name] = [pixels for header, pixels in events if header["type"] == "iteration"]
+    assert len(results["guided"]) == 2 and len(results["guided"][-1]) == 48 * 40 * 3
+    assert results["guided"][-1] != results["plain"][-1]

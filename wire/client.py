@@ -111,8 +111,8 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, header: dict[str, Any], pixels: bytes | None = None) -> None:
-        frames = protocol.encode(header, pixels)
+    def send(self, header: dict[str, Any], pixels: bytes | None = None, guide: bytes | None = None) -> None:
+        frames = protocol.encode(header, pixels, guide)
         largest = max(len(frame) for frame in frames)
         if self.max_message_bytes is not None and largest > self.max_message_bytes:  # libzmq would drop us silently
             raise BackendError(protocol.E_TOO_LARGE, f"this {header.get('type')} message has a {largest:,}-byte "
@@ -204,13 +204,16 @@ class Client:
         params: dict[str, Any] | None = None,
         seed: int | None = None,
         max_size: int = 0,
+        guide: tuple[bytes, int, int, int] | None = None,
         *,
         sample_format: str = protocol.U8,
     ) -> None:
         """Submit a dream; its events (accepted, progress, iteration, done, …) arrive through receive().
-        sample_format (u8, u16 or f32) is that of `pixels` and of the iterations that come back."""
+        guide: (pixels, width, height, channels) of an 8-bit guide image to dream toward. sample_format (u8, u16
+        or f32) is that of `pixels` and of the iterations that come back."""
+        shape = guide[1:] if guide else None
         self.send(protocol.dream_request(job, width, height, channels, preset, iterations, params, seed, max_size,
-                                         sample_format=sample_format), pixels)
+                                         shape, sample_format=sample_format), pixels, guide[0] if guide else None)
 
     def animate(self, job: str | int, pixels: bytes, width: int, height: int, channels: int, preset: str,
                 iterations: int, frames: int, **animation: Any) -> None:

@@ -6,7 +6,8 @@ from the repo.
 
 Every message is multipart: frame 1 is a UTF-8 JSON object with a "type"; `dream` requests and
 `iteration` replies carry a second frame of raw sRGB-encoded pixels, row-major, RGB or RGBA, in the
-request's sample format (8-bit unless it asks for 16-bit or float samples).
+request's sample format (8-bit unless it asks for 16-bit or float samples). A guided `dream` request
+carries a third: the guide image's pixels, 8-bit.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ ERROR_CODES = frozenset({E_PROTOCOL, E_MALFORMED, E_BAD_REQUEST, E_UNKNOWN_TYPE,
                          E_QUEUE_FULL})
 
 CHANNELS = (3, 4)
-SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter", "octaves", "octave_scale", "max_step")
+SETTING_FIELDS = ("features", "continuity", "dream_l2", "jitter", "octaves", "octave_scale", "max_step",
+                  "guide_layers", "guide_size")
 # VGG16 pools four times before block5: a side under 16 px leaves it nothing. Smaller images (a tiny
 # selection) are dreamt on a copy scaled up to this shorter side.
 MIN_SIDE = 32
@@ -76,6 +78,10 @@ MAX_LEVELS = 255.0  # the most a field in pixel levels may be
 IN_LEVELS = frozenset({"jitter", "max_step"})  # the settings in pixel levels; the others are coefficients
 MAX_OCTAVES = 8
 MAX_OCTAVE_SCALE = 4.0  # between neighbouring octaves; 1.2–1.6 dreams best
+# A guide image is scaled to guide_size (its longer side) before its features are taken, once per request:
+# up to 1 MP through VGG16, forward only.
+MAX_GUIDE_SIZE = 1024
+GUIDE_FIELDS = ("guide_width", "guide_height", "guide_channels")  # a dream request's third frame, if any
 # Limits that keep one request from tying the backend up for good or filling its memory.
 MAX_ITERATIONS = 1000  # the plug-in offers 200; at ~7 evaluations each, more is days of CPU
 MAX_HEADER_BYTES = 65_536  # a request's frame 1 is a few hundred bytes: more is refused before JSON parsing
@@ -102,19 +108,31 @@ class ProtocolError(Exception):
         self.job = job
 
 
-def encode(header: dict[str, Any], pixels: bytes | None = None) -> list[bytes]:
-    """The frames of one message: JSON header, then the pixels if any."""
+def encode(header: dict[str, Any], pixels: bytes | None = None, guide: bytes | None = None) -> list[bytes]:
+    """The frames of one message: JSON header, then the pixels if any, then a dream's guide pixels if any."""
     frames = [json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")]
     if pixels is not None:
         frames.append(bytes(pixels))
+        if guide is not None:
+            frames.append(bytes(guide))
     return frames
 
 
 def decode(frames: list[bytes], max_header_bytes: int = 0) -> tuple[dict[str, Any], bytes | None]:
     """Header and optional pixel frame of one message; ProtocolError if they are unusable. The backend
     passes MAX_HEADER_BYTES (requests are small); replies such as a long preset list are not bounded."""
-    if not 1 <= len(frames) <= 2:
+    if len(frames) > 2:
         raise ProtocolError(E_MALFORMED, f"expected 1 or 2 frames, got {len(frames)}")
+    header, pixels, _ = decode_request(frames, max_header_bytes)
+    return header, pixels
+
+
+def decode_request(
+    frames: list[bytes], max_header_bytes: int = 0
+) -> tuple[dict[str, Any], bytes | None, bytes | None]:
+    """decode() for requests, which may carry a third frame (a dream's guide): header, pixels, guide."""
+    if not 1 <= len(frames) <= 3:
+        raise ProtocolError(E_MALFORMED, f"expected 1 to 3 frames, got {len(frames)}")
     if max_header_bytes and len(frames[0]) > max_header_bytes:
         raise ProtocolError(E_TOO_LARGE, f"frame 1 has {len(frames[0]):,} bytes, over the {max_header_bytes:,} "
                             "a request's JSON header may have")
@@ -126,7 +144,11 @@ def decode(frames: list[bytes], max_header_bytes: int = 0) -> tuple[dict[str, An
         raise ProtocolError(E_MALFORMED, "frame 1 must be a JSON object")
     if not isinstance(header.get("type"), str):
         raise ProtocolError(E_MALFORMED, 'the JSON object needs a string "type"', header.get("job"))
-    return header, (bytes(frames[1]) if len(frames) == 2 else None)
+    if len(frames) == 3 and header["type"] != DREAM:
+        raise ProtocolError(E_MALFORMED, f"only a dream request has a third frame (its guide), not {header['type']!r}",
+                            header.get("job"))
+    pixels, guide = ([bytes(frame) for frame in frames[1:]] + [None, None])[:2]
+    return header, pixels, guide
 
 
 def _reject_constant(name: str) -> None:
@@ -157,11 +179,14 @@ def presets_reply(presets: dict[str, Any], warning: str | None = None) -> dict[s
 
 def dream_request(
     job: str | int, width: int, height: int, channels: int, preset: str, iterations: int,
-    params: dict[str, Any] | None = None, seed: int | None = None, max_size: int = 0, *, sample_format: str = U8,
+    params: dict[str, Any] | None = None, seed: int | None = None, max_size: int = 0,
+    guide: tuple[int, int, int] | None = None, *, sample_format: str = U8,
 ) -> dict[str, Any]:
-    """sample_format goes on the wire only when it is not u8, so an 8-bit request is what it always was."""
+    """guide: (width, height, channels) of an 8-bit guide image sent as the third frame; None = unguided.
+    sample_format goes on the wire only when it is not u8, so an 8-bit request is what it always was."""
     header = {"type": DREAM, "job": job, "width": width, "height": height, "channels": channels,
               "preset": preset, "iterations": iterations, "max_size": max_size}
+    header |= dict(zip(GUIDE_FIELDS, guide, strict=True)) if guide else {}
     return (header | ({"params": params} if params else {}) | ({"seed": seed} if seed is not None else {})
             | ({"format": sample_format} if sample_format != U8 else {}))
 
@@ -248,6 +273,14 @@ class DreamRequest:
     seed: int | None = None
     max_size: int = 0
     sample_format: str = U8
+    guide_width: int = 0  # 0: no guide
+    guide_height: int = 0
+    guide_channels: int = 0
+
+    @property
+    def guide_shape(self) -> tuple[int, int] | None:
+        """(width, height) of the guide image, None without one."""
+        return (self.guide_width, self.guide_height) if self.guide_width else None
 
 
 def job_id(header: dict[str, Any]) -> Any:
@@ -298,6 +331,15 @@ def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OCTAVES:
                 raise ProtocolError(E_BAD_REQUEST, f'"octaves" must be an integer from 1 to {MAX_OCTAVES}', job)
             checked[name] = value
+        elif name == "guide_layers":
+            if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value) or len(value) > 16:
+                raise ProtocolError(E_BAD_REQUEST, '"guide_layers" must be a list of layer names', job)
+            checked[name] = value
+        elif name == "guide_size":
+            if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIDE <= value <= MAX_GUIDE_SIZE:
+                raise ProtocolError(E_BAD_REQUEST, f'"guide_size" must be an integer from {MIN_SIDE} to '
+                                    f"{MAX_GUIDE_SIZE}, got {value!r}", job)
+            checked[name] = value
         elif name == "octave_scale":
             checked[name] = bounded_number(value, name, job, MAX_OCTAVE_SCALE)
             if checked[name] <= 1:
@@ -307,16 +349,48 @@ def check_settings(params: Any, job: Any = None) -> dict[str, Any]:
     return checked
 
 
-def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -> DreamRequest:
+def _check_frame(frame: bytes, width: int, height: int, channels: int, what: str, job: Any,
+                 sample_format: str = U8) -> None:
+    expected = frame_bytes(width, height, channels, sample_format)
+    if len(frame) != expected:
+        per_sample = f"×{SAMPLE_BYTES[sample_format]} ({sample_format})" if sample_format != U8 else ""
+        raise ProtocolError(E_BAD_REQUEST, f"{what} has {len(frame)} bytes, expected {width}×{height}×{channels}"
+                            f"{per_sample} = {expected}", job)
+
+
+def _channels(header: dict[str, Any], name: str, job: Any) -> int:
+    channels = header.get(name)
+    if type(channels) is not int or channels not in CHANNELS:
+        raise ProtocolError(E_BAD_REQUEST, f'"{name}" must be 3 (RGB) or 4 (RGBA), got {channels!r}', job)
+    return channels
+
+
+def parse_guide(header: dict[str, Any], guide: bytes | None, job: Any) -> tuple[int, int, int]:
+    """(width, height, channels) of a dream request's guide image, (0, 0, 0) without one. Checked like
+    the main frame: its size against MAX_REQUEST_PIXELS before its pixels are looked at."""
+    if guide is None and not any(name in header for name in GUIDE_FIELDS):
+        return 0, 0, 0
+    width = _int_field(header, "guide_width", job, 1)
+    height = _int_field(header, "guide_height", job, 1)
+    channels = _channels(header, "guide_channels", job)
+    if width * height > MAX_REQUEST_PIXELS:
+        raise ProtocolError(E_TOO_LARGE, f"a {width}×{height} guide is over the {MAX_REQUEST_PIXELS:,} pixels a "
+                            "request may carry", job)
+    if guide is None:
+        raise ProtocolError(E_MALFORMED, "a guided dream request needs a third frame with the guide's pixels", job)
+    _check_frame(guide, width, height, channels, "guide frame", job)
+    return width, height, channels
+
+
+def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int, guide: bytes | None = None
+                ) -> DreamRequest:
     """Validate a `dream` request. Sizes come first, before the pixels are looked at: the request's
     against MAX_REQUEST_PIXELS and its frame against MAX_REQUEST_BYTES, the size it is dreamt at (after
-    max_size) against max_pixels."""
+    max_size) against max_pixels. A guide (third frame, 8-bit) is optional: its fields are GUIDE_FIELDS."""
     job = job_id(header)
     width = _int_field(header, "width", job, 1)
     height = _int_field(header, "height", job, 1)
-    channels = header.get("channels")
-    if type(channels) is not int or channels not in CHANNELS:
-        raise ProtocolError(E_BAD_REQUEST, f'"channels" must be 3 (RGB) or 4 (RGBA), got {channels!r}', job)
+    channels = _channels(header, "channels", job)
     max_size = _int_field(header, "max_size", job, 0, default=0) if header.get("max_size") is not None else 0
     sample_format = sample_format_of(header, job)
     if width * height > MAX_REQUEST_PIXELS:
@@ -337,13 +411,8 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
         )
     if pixels is None:
         raise ProtocolError(E_MALFORMED, "a dream request needs a second frame with the pixels", job)
-    if len(pixels) != expected:
-        raise ProtocolError(
-            E_BAD_REQUEST,
-            f"pixel frame has {len(pixels)} bytes, expected {width}×{height}×{channels}"
-            f"{f'×{SAMPLE_BYTES[sample_format]} ({sample_format})' if sample_format != U8 else ''} = {expected}",
-            job,
-        )
+    _check_frame(pixels, width, height, channels, "pixel frame", job, sample_format)
+    guide_shape = parse_guide(header, guide, job)
     preset = header.get("preset")
     if not isinstance(preset, str) or not preset:
         raise ProtocolError(E_BAD_REQUEST, '"preset" must be a preset name', job)
@@ -354,8 +423,8 @@ def parse_dream(header: dict[str, Any], pixels: bytes | None, max_pixels: int) -
     seed = header.get("seed")
     if seed is not None:
         seed = _int_field(header, "seed", job, 0)
-    return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size,
-                        sample_format=sample_format)
+    return DreamRequest(job, width, height, channels, preset, iterations, params, seed, max_size, sample_format,
+                        *guide_shape)
 
 
 # ---- animations (additive: an older client never sends `animate`, so never gets `frame`) -------------

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import fmin_l_bfgs_b
 
+from backend.core.errors import MIN_SIDE
 from backend.core.imaging import resize_float
-from wire.protocol import MIN_SIDE
 
 EVALUATIONS_PER_ITERATION = 7  # the seed's maxfun
 # L-BFGS keeps 2·m float64 vectors of the image's size. Past LEAN_ABOVE values (4 MP) it keeps

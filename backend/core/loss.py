@@ -4,23 +4,25 @@ x is the preprocessed image, H×W×3. For each feature layer with activation a (
     −coeff · Σ a[2:h−2, 2:w−2, :]² / (h·w·c)
 plus continuity · Σ ((x[i+1,j]−x[i,j])² + (x[i,j+1]−x[i,j])²)^1.25 / (H·W·3) over the (H−1)×(W−1) grid,
 plus dream_l2 · Σ x² / (H·W·3).
+With a guide image, its layers' feature term is the guided one instead (backend/core/guide.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from backend.core import tiling
+from backend.core import guide, tiling
 from backend.core.dream import LossAndGradient
 from backend.core.model import network_to
 
 
 def feature_term(
-    activations: list[tf.Tensor], coeffs: tf.Tensor, ranges: tf.Tensor, norms: tf.Tensor
+    activations: list[tf.Tensor], coeffs: tf.Tensor, ranges: tf.Tensor, norms: tf.Tensor,
+    guides: Sequence[tf.Tensor | None] = (),
 ) -> tf.Tensor:
     """−Σ coeff · (energy of the activations this tile owns) / (h·w·c of the whole image's layer).
 
@@ -30,6 +32,9 @@ def feature_term(
     total = tf.constant(0.0)
     for index, a in enumerate(activations):
         r = ranges[index]
+        if guides and guides[index] is not None:  # a guided layer: its guide's vectors
+            total -= coeffs[index] * guide.guided_energy(a, guides[index], r) / norms[index]
+            continue
         # Sum over channels before cutting out the owned positions: the cut's gradient is then
         # 1/c the size (slicing the activations themselves made block1 evaluations 3× slower).
         energy = tf.reduce_sum(tf.square(a[0]), axis=-1)
@@ -102,7 +107,24 @@ class DreamLoss:
             tf.TensorSpec([2, 4], tf.int32),  # owned pixels (L2), owned pixel pairs (continuity)
             tf.TensorSpec([], tf.float32),  # H·W·3, whole image
         ]
+        self._spec = spec
         self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec)
+        self._guided: dict[tuple[bool, ...], Callable[..., tuple[tf.Tensor, tf.Tensor]]] = {}
+
+    def _guided_evaluate(self, guided: tuple[bool, ...]) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
+        """The traced loss with a guide on the layers marked in `guided`, whose vectors (m×c, any m) follow
+        the unguided function's arguments. Traced once per such set of layers."""
+        if guided not in self._guided:
+            fixed = len(self._spec)
+            vectors = [tf.TensorSpec([None, c], tf.float32) for c, on in zip(self._channels, guided, strict=True) if on]
+
+            def evaluate(*args: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                given = iter(args[fixed:])
+                per_layer = [next(given) if on else None for on in guided]
+                return self._tile_loss_and_gradient(*args[:fixed], guides=per_layer)
+
+            self._guided[guided] = tf.function(evaluate, input_signature=[*self._spec, *vectors])
+        return self._guided[guided]
 
     def _activations(self, x: tf.Tensor, cuts: tf.Tensor) -> list[tf.Tensor]:
         """The feature layers' activations over the ranges the tile computes: VGG16 block by block,
@@ -131,11 +153,12 @@ class DreamLoss:
         norms: tf.Tensor,
         pixels: tf.Tensor,
         size: tf.Tensor,
+        guides: Sequence[tf.Tensor | None] = (),
     ) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
             loss = (
-                feature_term(self._activations(x, cuts), coeffs, ranges, norms)
+                feature_term(self._activations(x, cuts), coeffs, ranges, norms, guides)
                 + (continuity * continuity_term(x, pixels[1]) + dream_l2 * l2_term(x, pixels[0])) / size
             )
         return loss, tape.gradient(loss, x)
@@ -143,13 +166,20 @@ class DreamLoss:
     def tiles(self, height: int, width: int) -> tuple[tiling.Tile, ...]:
         return tiling.plan(height, width, self.layers, self.max_tile_pixels)
 
-    def bind(self, coeffs: list[float], continuity: float, dream_l2: float) -> LossAndGradient:
-        """x (H×W×3 float32) → (loss, ∂loss/∂x as float32) for these weights: the tiles' sum."""
+    def bind(
+        self, coeffs: list[float], continuity: float, dream_l2: float, guides: Sequence[np.ndarray | None] = ()
+    ) -> LossAndGradient:
+        """x (H×W×3 float32) → (loss, ∂loss/∂x as float32) for these weights: the tiles' sum. guides: per
+        layer, a guide's vectors (backend/core/guide.py: guide_features) or None; () = no guide."""
         weights = (
             tf.constant(coeffs, tf.float32),
             tf.constant(continuity, tf.float32),
             tf.constant(dream_l2, tf.float32),
         )
+        evaluate, vectors = self._evaluate, ()
+        if any(g is not None for g in guides):
+            evaluate = self._guided_evaluate(tuple(g is not None for g in guides))
+            vectors = tuple(tf.constant(g) for g in guides if g is not None)
 
         def loss_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
             height, width = x.shape[:2]
@@ -160,7 +190,7 @@ class DreamLoss:
             total = 0.0
             for tile in tiles:
                 rows, cols = slice(tile.rows.start, tile.rows.end), slice(tile.cols.start, tile.cols.end)
-                loss, tile_gradient = self._evaluate(
+                loss, tile_gradient = evaluate(
                     tf.convert_to_tensor(x[rows, cols], dtype=tf.float32),
                     tf.constant(tiling.block_cuts(tile)),
                     *weights,
@@ -168,6 +198,7 @@ class DreamLoss:
                     norms,
                     tf.constant(tiling.pixel_ranges(tile, height, width)),
                     size,
+                    *vectors,
                 )
                 total += float(loss)
                 if gradient is None:

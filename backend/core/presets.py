@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from backend.core.errors import BAD_GUIDE, GUIDE_SIZE, PRESETS_FILE, UNKNOWN_LAYER, CoreError
 from backend.core.vgg16_layers import VGG16_CONV_LAYERS
-from wire import protocol, user_folders
+
+# Checks a presets file entry's settings (bounds, types) and returns them; raises ValueError saying what is
+# wrong. The engine passes the wire format's own check, so a file takes exactly what a request may send.
+SettingsCheck = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class PresetError(Exception):
-    """An unknown preset or layer, or a broken presets file; `code` names which."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class PresetError(CoreError):
+    """An unknown layer, or a broken presets file; `kind` names which."""
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,17 @@ class Preset:
     octave_scale: float = 1.4  # size ratio between neighbouring octaves
     max_step: float = 0.0  # the most one iteration may change a pixel value, in levels; 0 = no bound (the seed's)
     description: str = ""  # what it does, for a painter: shown under the plug-in's preset list; not a setting
+    guide_layers: tuple[str, ...] = ()  # the feature layers a guide image acts on; () = all of them
+    guide_size: int = GUIDE_SIZE  # a guide is scaled to this longer side before its features are taken
 
     def with_overrides(self, overrides: dict[str, Any]) -> Preset:
         preset = replace(self, **overrides)
-        check_layers(preset.features)
+        check_layers(preset.features, preset.guide_layers)
         return preset
+
+    def guided_layers(self) -> tuple[str, ...]:
+        """The feature layers a guide acts on."""
+        return tuple(self.guide_layers) or tuple(self.features)
 
     def to_json(self) -> dict[str, Any]:
         """The dream settings (what a request's params may override): everything but the description."""
@@ -83,36 +90,39 @@ MAX_PRESETS_FILE_BYTES = 1024 * 1024
 MAX_DESCRIPTION_CHARS = 300  # a sentence or two under the preset list, not a manual
 
 
-def check_layers(features: dict[str, float]) -> None:
+def check_layers(features: dict[str, float], guide_layers: tuple[str, ...] = ()) -> None:
     unknown = [name for name in features if name not in VGG16_CONV_LAYERS]
     if unknown:
-        raise PresetError(
-            protocol.E_UNKNOWN_LAYER,
-            f"unknown VGG16 layer(s) {unknown}; valid layers: {', '.join(VGG16_CONV_LAYERS)}",
-        )
+        raise PresetError(UNKNOWN_LAYER,
+                          f"unknown VGG16 layer(s) {unknown}; valid layers: {', '.join(VGG16_CONV_LAYERS)}")
+    unused = [name for name in guide_layers if name not in features]
+    if unused:
+        raise PresetError(BAD_GUIDE, f"guide layer(s) {unused} are not among the feature layers "
+                          f"{sorted(features)}: a guide replaces the feature term of its layers")
 
 
-def parse_user_presets(data: bytes, where: str) -> dict[str, Preset]:
+def parse_user_presets(data: bytes, where: str, check: SettingsCheck) -> dict[str, Preset]:
     """{name: {features: {layer: coeff}, continuity?, dream_l2?, jitter?, octaves?, octave_scale?, max_step?,
-    description?}}, checked like a request's params (the description as text of at most MAX_DESCRIPTION_CHARS);
-    missing numbers take DEFAULTS."""
+    guide_layers?, guide_size?, description?}}, checked by `check` (the description as text of at most
+    MAX_DESCRIPTION_CHARS); missing settings take DEFAULTS."""
     try:
         entries = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise PresetError(protocol.E_PRESETS_FILE, f"{where} is not valid UTF-8 JSON: {exc}") from None
+        raise PresetError(PRESETS_FILE, f"{where} is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(entries, dict):
-        raise PresetError(protocol.E_PRESETS_FILE, f"{where} must hold a JSON object {{name: preset}}")
+        raise PresetError(PRESETS_FILE, f"{where} must hold a JSON object {{name: preset}}")
     presets = {}
     for name, entry in entries.items():
         spot = f"{where}, preset {name!r}"
         try:
             if not isinstance(entry, dict) or "features" not in entry:
-                raise PresetError(protocol.E_PRESETS_FILE, "each preset needs 'features': {layer: coefficient}")
+                raise PresetError(PRESETS_FILE, "each preset needs 'features': {layer: coefficient}")
             settings = {key: value for key, value in entry.items() if key != "description"}
-            fields = DEFAULTS | protocol.check_settings(settings) | {"description": check_description(entry)}
-            check_layers(fields["features"])
-        except (PresetError, protocol.ProtocolError) as exc:
-            raise PresetError(protocol.E_PRESETS_FILE, f"{spot}: {exc}") from None
+            fields = DEFAULTS | check(settings) | {"description": check_description(entry)}
+            fields["guide_layers"] = tuple(fields["guide_layers"])
+            check_layers(fields["features"], fields["guide_layers"])
+        except (PresetError, ValueError) as exc:
+            raise PresetError(PRESETS_FILE, f"{spot}: {exc}") from None
         presets[name] = Preset(**fields)
     return presets
 
@@ -121,9 +131,9 @@ def check_description(entry: dict[str, Any]) -> str:
     """A user preset's description: text of at most MAX_DESCRIPTION_CHARS ("" when it has none)."""
     description = entry.get("description", "")
     if not isinstance(description, str):
-        raise PresetError(protocol.E_PRESETS_FILE, f"'description' must be text, not {type(description).__name__}")
+        raise PresetError(PRESETS_FILE, f"'description' must be text, not {type(description).__name__}")
     if len(description) > MAX_DESCRIPTION_CHARS:
-        raise PresetError(protocol.E_PRESETS_FILE, f"'description' has {len(description)} characters, over the "
+        raise PresetError(PRESETS_FILE, f"'description' has {len(description)} characters, over the "
                           f"{MAX_DESCRIPTION_CHARS} it may have")
     return description
 
@@ -132,17 +142,16 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def load_presets(path: Path | None = None) -> dict[str, Preset]:
-    """The built-in presets plus the user's (theirs win on a name clash). A missing file is fine."""
-    path = path or user_folders.presets_file()
+def load_presets(path: Path, check: SettingsCheck) -> dict[str, Preset]:
+    """The built-in presets plus the user's from `path` (theirs win on a name clash). A missing file is fine."""
     presets = dict(BUILTIN_PRESETS)
     if path.is_file():
         try:
             if (size := path.stat().st_size) > MAX_PRESETS_FILE_BYTES:
-                raise PresetError(protocol.E_PRESETS_FILE, f"{path} has {size:,} bytes, over the "
+                raise PresetError(PRESETS_FILE, f"{path} has {size:,} bytes, over the "
                                   f"{MAX_PRESETS_FILE_BYTES:,} a presets file may have")
             data = path.read_bytes()
         except OSError as exc:
-            raise PresetError(protocol.E_PRESETS_FILE, f"cannot read {path}: {exc}") from None
-        presets.update(parse_user_presets(data, str(path)))
+            raise PresetError(PRESETS_FILE, f"cannot read {path}: {exc}") from None
+        presets.update(parse_user_presets(data, str(path), check))
     return presets

@@ -42,7 +42,8 @@ class DreamEngine(Protocol):
 
     def presets(self) -> tuple[dict[str, Any], str | None]: ...
 
-    def settings(self, preset: str, overrides: dict[str, Any], job: Any = None) -> Any:
+    def settings(self, preset: str, overrides: dict[str, Any], job: Any = None,
+                 guide_shape: tuple[int, int] | None = None) -> Any:
         """The preset with the overrides applied; its to_json() goes into `accepted`."""
 
     def prepare_worker(self) -> None:
@@ -56,6 +57,7 @@ class DreamEngine(Protocol):
         on_evaluation: Callable[[int, int, float], None],
         on_iteration: Callable[[int, float, bytes], None],
         should_stop: Callable[[], bool],
+        guide_pixels: bytes | None = None,
     ) -> None: ...
 
     def run_animation(
@@ -94,6 +96,7 @@ class Job:
     seed: int
     stop: threading.Event = field(default_factory=threading.Event)
     animation: protocol.AnimateRequest | None = None  # an `animate` job; `request` is its dream part
+    guide: bytes | None = None  # a guided dream's guide pixels
 
     @property
     def key(self) -> tuple[bytes, Any]:
@@ -185,7 +188,7 @@ class Server:
                 self._send(client, protocol.error(None, protocol.E_INTERNAL, f"internal error: {exc}"))
 
     def _handle(self, client: bytes, body: list[bytes]) -> None:
-        header, pixels = protocol.decode(body, protocol.MAX_HEADER_BYTES)
+        header, pixels, guide = protocol.decode_request(body, protocol.MAX_HEADER_BYTES)
         kind = header["type"]
         if kind == protocol.HELLO:
             self._hello(client, header)
@@ -193,7 +196,7 @@ class Server:
             presets, problem = self.engine.presets()
             self._send(client, protocol.presets_reply({name: p.listing() for name, p in presets.items()}, problem))
         elif kind in (protocol.DREAM, protocol.ANIMATE):
-            self._accept(client, header, pixels)
+            self._accept(client, header, pixels, guide)
         elif kind == protocol.CANCEL:
             self._cancel(client, protocol.job_id(header))
         else:
@@ -209,14 +212,15 @@ class Server:
                   "max_queue": self.settings.max_queue}
         self._send(client, protocol.hello_reply(self.version, self.engine.info() | limits))
 
-    def _accept(self, client: bytes, header: dict[str, Any], pixels: bytes | None) -> None:
+    def _accept(self, client: bytes, header: dict[str, Any], pixels: bytes | None, guide: bytes | None) -> None:
         animation = None
         if header["type"] == protocol.ANIMATE:
             animation = protocol.parse_animate(header, pixels, self.engine.max_pixels)
             request = animation.dream
         else:
-            request = protocol.parse_dream(header, pixels, self.engine.max_pixels)
-        settings = self.engine.settings(request.preset, request.params, request.job)  # unknown preset/layer: now
+            request = protocol.parse_dream(header, pixels, self.engine.max_pixels, guide)
+        # unknown preset/layer, unusable guide → error now
+        settings = self.engine.settings(request.preset, request.params, request.job, guide_shape=request.guide_shape)
         if self._find(client, request.job) is not None:
             raise protocol.ProtocolError(
                 protocol.E_DUPLICATE_JOB, f"job {request.job!r} is already queued or running", request.job
@@ -226,7 +230,7 @@ class Server:
                 protocol.E_QUEUE_FULL, f"{len(self.waiting)} dreams are waiting already, the most this backend "
                 "queues: try again when one has finished", request.job)
         seed = request.seed if request.seed is not None else random.randrange(2**31)
-        job = Job(client, request, pixels or b"", seed, animation=animation)
+        job = Job(client, request, pixels or b"", seed, animation=animation, guide=guide)
         position = len(self.waiting) + (1 if self.running else 0)
         self.waiting.append(job)
         log.info("job %r accepted at position %d (%d×%d, %s)", request.job, position, request.width,
@@ -323,7 +327,8 @@ class Server:
             if job.animation is not None:
                 self._run_animation(job, emit)
             else:
-                self.engine.run(job.request, job.pixels, job.seed, on_evaluation, on_iteration, job.stop.is_set)
+                self.engine.run(job.request, job.pixels, job.seed, on_evaluation, on_iteration, job.stop.is_set,
+                                guide_pixels=job.guide)
         except protocol.ProtocolError as exc:
             emit(protocol.error(job_id, exc.code, exc.message))
         except Exception as exc:

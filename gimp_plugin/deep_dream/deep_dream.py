@@ -32,6 +32,7 @@ sys.path[:0] = [os.path.join(PLUGIN_DIR, "_vendor"), PLUGIN_DIR]  # a vendored p
 import animation  # noqa: E402  (the second procedure: Deep Dream Animation)
 import choices  # noqa: E402  (standard library only: the client is imported in dream)
 import estimate  # noqa: E402
+import guide_layer  # noqa: E402
 import layers  # noqa: E402
 import precision  # noqa: E402  (standard library only)
 import recipes  # noqa: E402
@@ -113,6 +114,9 @@ class DeepDream(Gimp.PlugIn):
         procedure.add_string_argument("endpoint", "_Backend address", "Where the Deep Dream backend listens (its "
                                       "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5570)",
                                       endpoint, READWRITE)
+        procedure.add_layer_argument(guide_layer.ARGUMENT, "_Guide (none = unguided)", "Dream toward this layer's "
+                                     "features: any layer of any open image; none = an ordinary dream", True,
+                                     READWRITE)
         return procedure
 
 
@@ -186,8 +190,9 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
     plan = recipes.Plan(preset, iterations, config.get_property("keep-every"), config.get_property("seed") or None,
                         config.get_property("max-size"), params)
+    guide = guide_layer.read_guide(config.get_property(guide_layer.ARGUMENT), Gegl)
     return dream_area(procedure, image, source, (x, y, width, height), plan, config.get_property("endpoint"),
-                      ui_mode)
+                      ui_mode, guide=guide)
 
 
 def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
@@ -217,10 +222,10 @@ def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
 
 def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawable,
                area: tuple[int, int, int, int], plan: recipes.Plan, endpoint: str, ui_mode: bool,
-               replayed: recipes.Recipe | None = None) -> Gimp.ValueArray:
+               replayed: recipes.Recipe | None = None, guide: guide_layer.Guide | None = None) -> Gimp.ValueArray:
     """Dream `area` of the layer (x, y, width, height in it) as `plan` says; each kept
     iteration becomes a layer carrying its recipe. `replayed`: the recipe dreamt again, checked against this
-    backend and source."""
+    backend and source. `guide`: the pixels of a guide layer (read_guide), or None."""
     try:  # without pyzmq the client falls back to wire/zmtp.py: only missing files of ours fail here
         import launcher
         import session
@@ -258,7 +263,7 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
             job = session.DreamSession(client, uuid.uuid4().hex, plan.iterations, plan.keep_every,
                                        time_left=time_left)
             job.submit(pixels, width, height, channels, plan.preset, plan.seed, plan.max_size, plan.params,
-                       plan.schedule, sample_format=sample_format)
+                       plan.schedule, sample_format=sample_format, guide=guide)
             while not job.finished:
                 for kept in job.poll(POLL_S):
                     attach_recipe(result.add(kept), stamp.text(job, kept.number))
@@ -340,7 +345,7 @@ def settings_dialog(GimpUi: ModuleType, procedure: Gimp.Procedure, config: Gimp.
 
     explain()
     config.connect("notify", explain)
-    dialog.fill(["preset", "preset-description", "iterations", "estimate", "advanced"])
+    dialog.fill(["preset", "preset-description", "iterations", "estimate", guide_layer.ARGUMENT, "advanced"])
     accepted = dialog.run()
     dialog.destroy()
     return accepted

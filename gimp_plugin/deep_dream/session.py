@@ -198,15 +198,16 @@ class DreamSession:
 
     def submit(self, pixels: bytes, width: int, height: int, channels: int, preset: str, seed: int | None,
                max_size: int, params: dict[str, Any] | None = None, schedule: int | None = None, *,
-               sample_format: str = protocol.U8) -> None:
+               sample_format: str = protocol.U8, guide: tuple[bytes, int, int, int] | None = None) -> None:
         """schedule: ask for that many iterations (over self.iterations) and end, done, after self.iterations: a
         recipe's iteration k of N, which octaves dream on the schedule of all N. sample_format: that of `pixels`
-        (u8, u16, f32); the iterations come back in it."""
+        (u8, u16, f32); the iterations come back in it. guide: (pixels, width, height, channels) of an 8-bit guide
+        image, or None."""
         self._expected = (width, height, channels)
         self._format = sample_format
         self.schedule = max(schedule or 0, self.iterations)
         self.client.dream(self.job, pixels, width, height, channels, preset, self.schedule, params=params or None,
-                          seed=seed, max_size=max_size, sample_format=sample_format)
+                          seed=seed, max_size=max_size, guide=guide, sample_format=sample_format)
         self.state = State.SUBMITTED
         self._last_message = self._last_check = self.clock()
 

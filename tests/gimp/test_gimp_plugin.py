@@ -156,7 +156,7 @@ def find(tree: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def test_procedure_registration(gimp_run):
     registration = scenario(gimp_run, "registration")
     assert registration["arguments"] == ["run-mode", "image", "drawables", "preset", "iterations", "keep-every",
-                                         "max-size", "octaves", "octave-scale", "seed", "endpoint"]
+                                         "max-size", "octaves", "octave-scale", "seed", "endpoint", "guide"]
     # built-ins first, then the user's file ("ghost") and the running backend's presets file ("tiny")
     assert registration["presets"] == [*BUILTIN_PRESETS, "ghost", "tiny"]
     assert registration["preset_default"] == "dreamy"  # choices.DEFAULT_PRESET

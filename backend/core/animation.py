@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from backend.core.dream import ONE_OCTAVE, LossAndGradient, Octaves, dream
-from wire.protocol import MIN_SIDE
+from backend.core.errors import MIN_SIDE
 
 # (frame, iteration, evaluation, loss), all 0-based but the evaluation (1-based, as dream() reports it).
 FrameEvaluationCallback = Callable[[int, int, int, float], None]

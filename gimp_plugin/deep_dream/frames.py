@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from session import EVALUATIONS_GUESS, DreamSession, Kept, Progress, TimeLeft, _number
+from estimate import EVALUATIONS_PER_ITERATION
+from session import DreamSession, Kept, Progress, TimeLeft, _number
 
 from wire import protocol
 from wire.client import Client
@@ -27,11 +28,7 @@ class FrameTimeLeft(TimeLeft):
     """TimeLeft with frames as the unit: before the first frame ends, a guess of its evaluations."""
 
     def __init__(self, frames: int, iterations: int, **kwargs: Any) -> None:
-        super().__init__(frames, **kwargs)
-        self.guess = EVALUATIONS_GUESS * iterations
-
-    def per_iteration(self) -> float:
-        return self.finished_evaluations / self.finished if self.finished else self.guess
+        super().__init__(frames, evaluations_per_iteration=EVALUATIONS_PER_ITERATION * iterations, **kwargs)
 
 
 @dataclass(frozen=True)

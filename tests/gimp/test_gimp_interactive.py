@@ -1,6 +1,7 @@
 """The interactive path in GIMP 3's real GUI (under Xvfb): the progress window's Stop button.
 
-A real backend runs on the host; GIMP's GUI runs in the chroot of tools/gimp3_root.sh on an Xvfb screen,
+A real backend runs on the host; GIMP's GUI (3.0 and 3.2, see conftest.py) runs in the chroot of
+tools/gimp3_root.sh on an Xvfb screen,
 with a throw-away profile the plug-in was installed into by install.py. tests/gimp/batch_interactive.py,
 fed to the GUI's python-fu-eval, opens an image in a display and runs a 200-iteration dream the way
 Filters ▸ Repeat does (WITH_LAST_VALS): our progress window shows, no settings dialog. The image window's
@@ -9,7 +10,7 @@ test sees from the host, with xdotool, when layers have arrived in GIMP. Then it
 the window titled "Deep Dream" and judges the batch script's report, GIMP's output and the backend's log.
 After the report it presses Ctrl+Z (Undo) once in the image window, then Ctrl+Y (Redo), and the batch script
 (waiting for a signal file after each) records the layers again: one undo must take back the whole run.
-Skipped without GIMP 3 (and Xvfb, xdotool), unless CI=true: then that is a failure.
+Skipped without GIMP (and Xvfb, xdotool), unless CI=true: then that is a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import re
 import select
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,11 +29,8 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.conftest import ROOT, USER_PRESETS, BackendProcess
-from tests.gimp.test_gimp_plugin import TOOL, unavailable
-from tests.gimp.test_gimp_plugin import gimp_root as shared_gimp_root
+from tests.gimp.conftest import GimpRoot, install_plugin, unavailable
 from tools.gimp_screenshot import end, start, write_last_values, write_session
-
-gimp_root = shared_gimp_root  # the fixture: pytest finds fixtures among a test module's names
 
 BATCH = Path(__file__).with_name("batch_interactive.py")
 PRESET = "tiny"
@@ -68,20 +65,22 @@ def wait_until(check: Callable[[], T | None], timeout: float, interval: float = 
         time.sleep(interval)
 
 
-def in_root(*command: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TOOL), "run", "--", *command], env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+def in_root(gimp: GimpRoot, *command: str, env: dict[str, str] | None = None,
+            timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(gimp.command(*command), env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 class Screen:
     """An Xvfb screen in the root (display number chosen by Xvfb itself: -displayfd) and xdotool on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, gimp: GimpRoot) -> None:
+        self.gimp = gimp
         read, write = os.pipe()
         answer = b""
         try:
-            self.process = start([str(TOOL), "run", "--", "Xvfb", "-displayfd", str(write), "-screen", "0",
-                                  "1100x700x24", "-nolisten", "tcp"], pass_fds=(write,),
+            self.process = start(gimp.command("Xvfb", "-displayfd", str(write), "-screen", "0", "1100x700x24",
+                                              "-nolisten", "tcp"), pass_fds=(write,),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             os.close(write)
             # Xvfb writes the number and the newline separately, and dies if the pipe is closed in between.
@@ -101,7 +100,7 @@ class Screen:
         self.display = f":{number}"
 
     def xdotool(self, *arguments: str) -> subprocess.CompletedProcess:
-        return in_root("xdotool", *arguments, env={"GIMP3_PASS_ENV": "DISPLAY", "DISPLAY": self.display})
+        return in_root(self.gimp, "xdotool", *arguments, env={"GIMP3_PASS_ENV": "DISPLAY", "DISPLAY": self.display})
 
     def windows(self, name: str) -> dict[str, str]:
         """Visible windows whose title matches the regular expression: {id: title}."""
@@ -135,20 +134,21 @@ def press_in_image_window(screen: Screen, key: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stopped(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def stopped(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[dict[str, Any]]:
     """One GIMP GUI run: a long dream, Stop pressed once layers have arrived; what everything says after."""
-    tools = in_root("sh", "-c", "command -v Xvfb && command -v xdotool")
+    tools = in_root(gimp, "sh", "-c", "command -v Xvfb && command -v xdotool")
     if tools.returncode != 0:
-        unavailable(f"Xvfb or xdotool missing in the GIMP 3 root (run tools/gimp3_root.sh ensure): {tools.stdout}")
-    work = Path(tempfile.mkdtemp(prefix="deep-dream-gimp-gui-", dir=gimp_root / "tmp"))
-    inside = "/" + str(work.relative_to(gimp_root))  # the same folder as GIMP sees it
-    screen = backend = gimp = None
+        unavailable(f"Xvfb or xdotool missing in the GIMP {gimp.version} root "
+                    f"(run tools/gimp3_root.sh --gimp {gimp.version} ensure): {tools.stdout}")
+    work = gimp.folder("deep-dream-gimp-gui-")
+    inside = gimp.inside(work)
+    backend = gimp_backend
+    logged = len(backend.output)  # the backend serves both versions: this run's part of its log starts here
+    screen = process = None
     try:
-        screen = Screen()
-        backend = BackendProcess(tmp_path_factory.mktemp("gui-backend"))
+        screen = Screen(gimp)
         profile = work / "profile"
-        subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(profile), "--skip-backend",
-                        "--no-dream"], check=True, capture_output=True, cwd=ROOT)
+        install_plugin(profile)
         (profile / "gimprc").write_text(f'(show-welcome-dialog no)\n(image-title-format "{TITLE_FORMAT}")\n')
         write_session(profile)
         write_last_values(profile, {"preset": PRESET, "iterations": ITERATIONS, "keep-every": 1, "max-size": 0,
@@ -164,11 +164,11 @@ def stopped(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                "XDG_CACHE_HOME": f"{inside}/xdg-cache", "DD_TEST_CONFIG": f"{inside}/config.json"}
         log = work / "gimp.log"
         with log.open("w") as output:
-            gimp = start([str(TOOL), "run", "--", "gimp-3.0", "--no-splash", "--console-messages",
-                          "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"], env,
-                         stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, text=True)
-        gimp.stdin.write(BATCH.read_text())
-        gimp.stdin.close()
+            process = start(gimp.command(gimp.gui, "--no-splash", "--console-messages",
+                                         "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"), env,
+                            stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, text=True)
+        process.stdin.write(BATCH.read_text())
+        process.stdin.close()
         report_file = work / "report.json"
 
         def gimp_output() -> str:
@@ -176,7 +176,7 @@ def stopped(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
         def layers_shown() -> int | None:
             """The newest dreamt layer's number once it is WANT_LAYERS or more; fails if the run ended first."""
-            if report_file.exists() or gimp.poll() is not None:
+            if report_file.exists() or process.poll() is not None:
                 pytest.fail(f"the dream ended before Stop could be pressed:\n{gimp_output()}")
             numbers = [int(match.group(1)) for title in screen.windows(r"^dd-test\[").values()
                        if (match := LAYER_TITLE.search(title))]
@@ -204,18 +204,17 @@ def stopped(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             if wait_until(lambda file=layers_file: file.exists() or None, STAGE_TIMEOUT_S, 0.1):
                 after[stage]["report"] = json.loads(layers_file.read_text())
         try:
-            gimp.wait(EXIT_TIMEOUT_S)  # --quit: GIMP ends after the batch script
+            process.wait(EXIT_TIMEOUT_S)  # --quit: GIMP ends after the batch script
         except subprocess.TimeoutExpired:
             pytest.fail(f"GIMP did not quit within {EXIT_TIMEOUT_S} s after the batch script:\n{gimp_output()}")
-        wait_until(lambda: any(" cancelled" in line for line in backend.output) or None, 10)  # judged below
-        yield {"report": report, "output": log.read_text(errors="replace"), "backend_log": "".join(backend.output),
-               "shown": shown, "stop_seconds": stop_seconds, "gimp_exit": gimp.returncode, "after": after}
+        wait_until(lambda: any(" cancelled" in line for line in backend.output[logged:]) or None, 10)  # judged below
+        yield {"report": report, "output": log.read_text(errors="replace"),
+               "backend_log": "".join(backend.output[logged:]), "shown": shown, "stop_seconds": stop_seconds,
+               "gimp_exit": process.returncode, "after": after}
     finally:
-        end(gimp)
+        end(process)
         if screen is not None:
             screen.close()
-        if backend is not None:
-            backend.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -21,16 +21,17 @@ CACHE_DIR=/var/cache/deep-dream-gimp
 # forky; the sid one bootstraps any unstable-like suite. The testing archive's Release files may be
 # past their Valid-Until date (as they are for the host's apt), so that check is off in its root.
 GIMP_VERSION=${GIMP3_VERSION:-3.0}
-select_version() { # VERSION -> sets SUITE, DEBOOTSTRAP_SCRIPT, DEFAULT_ROOT, GIMP_CONSOLE, NO_VALID_UNTIL
+# Each version has its own root variable: one root for both would be "repaired" into the other.
+select_version() { # VERSION -> sets SUITE, DEBOOTSTRAP_SCRIPT, DEFAULT_ROOT, ROOT, GIMP_CONSOLE, NO_VALID_UNTIL
     case $1 in
-        3.0) SUITE=trixie DEBOOTSTRAP_SCRIPT=trixie NO_VALID_UNTIL=0 ;;
-        3.2) SUITE=forky DEBOOTSTRAP_SCRIPT=sid NO_VALID_UNTIL=1 ;;
+        3.0) SUITE=trixie DEBOOTSTRAP_SCRIPT=trixie NO_VALID_UNTIL=0 ROOT=${GIMP3_ROOT:-} ;;
+        3.2) SUITE=forky DEBOOTSTRAP_SCRIPT=sid NO_VALID_UNTIL=1 ROOT=${GIMP32_ROOT:-} ;;
         *) printf '%s: error: unknown GIMP version %s (known: 3.0, 3.2)\n' "$PROG" "$1" >&2; exit 2 ;;
     esac
     GIMP_VERSION=$1
     DEFAULT_ROOT=$CACHE_DIR/$SUITE-root
     GIMP_CONSOLE=gimp-console-$1
-    ROOT=${GIMP3_ROOT:-$DEFAULT_ROOT}
+    ROOT=${ROOT:-$DEFAULT_ROOT}
     ROOT=${ROOT%/}
     [[ -n $ROOT ]] || ROOT=/   # GIMP3_ROOT=/ is nonsense for a chroot; caught by require_sane_root
 }
@@ -93,7 +94,8 @@ Subcommands (for the selected version; this is $GIMP_VERSION):
 
 Environment:
   GIMP3_VERSION   GIMP version, as --gimp (default 3.0)
-  GIMP3_ROOT      cached root directory of the selected version (default $DEFAULT_ROOT)
+  GIMP3_ROOT      cached root directory for GIMP 3.0 (default $CACHE_DIR/trixie-root)
+  GIMP32_ROOT     cached root directory for GIMP 3.2 (default $CACHE_DIR/forky-root)
   GIMP3_PASS_ENV  names of variables to pass into 'run', e.g. "GIMP3_DIRECTORY GIMP3_CACHEDIR DISPLAY"
   GIMP3_MIRROR    Debian mirror URL for the build; default: the machine's own apt sources
   GIMP3_NATIVE=0  use the chroot even on a Debian host that has this GIMP installed
@@ -354,7 +356,7 @@ in_root() {
 write_root_apt_conf() {
     local r=$1 conf=$1/etc/apt/apt.conf.d/90deep-dream-gimp key val
     {
-        echo '// Written by gimp3_root.sh: settings copied from the host apt, and no daemons.'
+        echo '// Written by gimp3_root.sh: settings copied from the host apt (Valid-Until off for testing), no daemons.'
         echo 'APT::Install-Recommends "false";'
         for key in Acquire::http::Proxy Acquire::https::Proxy \
             Acquire::Check-Valid-Until Acquire::Check-Date; do
@@ -482,7 +484,7 @@ ensure() {
     fi
     require_root_user
     log "root $ROOT not usable: $why"
-    if host_is_trixie_or_newer; then
+    if [[ $GIMP_VERSION == 3.0 ]] && host_is_trixie_or_newer; then
         log "hint: this host is Debian 13+; 'apt-get install ${PACKAGES[*]}' would avoid the chroot"
     fi
 

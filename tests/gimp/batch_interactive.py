@@ -1,6 +1,7 @@
 """Runs INSIDE GIMP 3's GUI (python-fu-eval, fed on stdin): the dream that test_gimp_interactive.py stops.
 
-It opens an image in a display and runs python-fu-deep-dream the way Filters ▸ Repeat does (WITH_LAST_VALS:
+It opens an image in a display, selects a rectangle in it (so that the result layers get masks) and runs
+python-fu-deep-dream the way Filters ▸ Repeat does (WITH_LAST_VALS:
 the settings come from the profile's last values, no settings dialog, but the plug-in's own progress window
 with its Stop button). The PDB call blocks until the dream ends; meanwhile the pytest side watches the
 image window's title (the active layer's name, i.e. the newest dreamt layer) and presses Stop. Then this
@@ -31,8 +32,9 @@ STAGES = ("undo", "redo")  # the keys the test presses after the report, in this
 SIGNAL_TIMEOUT_S = 30
 
 
-def pixels(drawable):
-    rectangle = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+def pixels(drawable, x=0, y=0, width=None, height=None):
+    """A drawable-local rectangle's pixels, the whole drawable by default."""
+    rectangle = Gegl.Rectangle.new(x, y, width or drawable.get_width(), height or drawable.get_height())
     return drawable.get_buffer().get(rectangle, 1.0, "R'G'B'A u8", Gegl.AbyssPolicy.NONE)
 
 
@@ -43,9 +45,10 @@ def layers_of(image):
     group = next((item for item in top if item.is_group_layer()), None)
     children = []
     for child in group.get_children() if group else []:
-        children.append({"name": child.get_name(), "size": [child.get_width(), child.get_height()],
-                         "offsets": list(child.get_offsets()[1:]),
-                         "differs": source is not None and pixels(child) != pixels(source)})
+        size, offsets = [child.get_width(), child.get_height()], list(child.get_offsets()[1:])
+        children.append({"name": child.get_name(), "size": size, "offsets": offsets,
+                         "mask": child.get_mask() is not None,  # the source lies at (0, 0): same coordinates
+                         "differs": source is not None and pixels(child) != pixels(source, *offsets, *size)})
     return {"top": [item.get_name() for item in top], "group": group.get_name() if group else None,
             "children": children}
 
@@ -54,6 +57,9 @@ def stopped_dream():
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CONFIG["image"]))
     image.scale(CONFIG["width"], round(image.get_height() * CONFIG["width"] / image.get_width()))
     image.get_layers()[0].set_name("source")
+    inset = CONFIG["inset"]
+    selection = [inset, inset, image.get_width() - 2 * inset, image.get_height() - 2 * inset]
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection)
     image.undo_disable()  # a fresh undo history: the dream's step is the only one
     image.undo_enable()
     Gimp.Display.new(image)
@@ -73,7 +79,9 @@ def stopped_dream():
         "seconds": round(time.monotonic() - started, 2),
         "undo_enabled": image.undo_is_enabled(),
         "layers": layers_of(image),
-        "size": [image.get_width(), image.get_height()],
+        "selection": selection,
+        "selected": [{"name": item.get_name(), "mask": item.is_layer_mask()}
+                     for item in image.get_selected_drawables()],
     }
     path = os.path.join(CONFIG["out"], "stopped.xcf")
     if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(path), None):

@@ -12,7 +12,8 @@ For a test module of your own (tests/gimp/test_gimp_<topic>.py and a batch scrip
 
 The batch script runs inside GIMP (python-fu-eval, on stdin); it reads its settings from the JSON file named by
 $DD_TEST_CONFIG ("out": a folder to write in, "endpoint": the backend's, "gimp_version", "native", plus yours)
-and writes out/report.json. `gimp` gives the version, its root and commands run in it.
+and writes out/report.json. `gimp` gives the version, its root and commands run in it. A module that needs
+another backend defines a module-scoped fixture named `gimp_backend` of its own.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ def run_batch(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[Callable
                    GIMP3_CACHEDIR=f"{inside}/cache", DEEP_DREAM_ENDPOINT=settings["endpoint"],
                    DEEP_DREAM_CONFIG_DIR=f"{inside}/config", XDG_CACHE_HOME=f"{inside}/xdg-cache",
                    DD_TEST_CONFIG=f"{inside}/config.json")
-        done = subprocess.run(
-            gimp.command(gimp.console, "-i", "-d", "-f", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"),
+        done = subprocess.run(  # with fonts (no -f): text layers need them
+            gimp.command(gimp.console, "-i", "-d", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"),
             input=script.read_text(), capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
         )
         output = done.stdout + done.stderr

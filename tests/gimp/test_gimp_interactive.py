@@ -3,10 +3,11 @@
 A real backend runs on the host; GIMP's GUI (3.0 and 3.2, see conftest.py) runs in the chroot of
 tools/gimp3_root.sh on an Xvfb screen,
 with a throw-away profile the plug-in was installed into by install.py. tests/gimp/batch_interactive.py,
-fed to the GUI's python-fu-eval, opens an image in a display and runs a 200-iteration dream the way
-Filters ▸ Repeat does (WITH_LAST_VALS): our progress window shows, no settings dialog. The image window's
-title is set (gimprc image-title-format) to show the active layer, which is the newest dreamt layer, so the
-test sees from the host, with xdotool, when layers have arrived in GIMP. Then it presses Alt+S ("_Stop") in
+fed to the GUI's python-fu-eval, opens an image in a display, selects a rectangle and runs a 200-iteration
+dream the way Filters ▸ Repeat does (WITH_LAST_VALS): our progress window shows, no settings dialog. The image
+window's title is set (gimprc image-title-format) to show the active drawable, which must be the newest
+dreamt layer (not its mask, which Repeat would refuse), so the test sees from the host, with xdotool, when
+layers have arrived in GIMP. Then it presses Alt+S ("_Stop") in
 the window titled "Deep Dream" and judges the batch script's report, GIMP's output and the backend's log.
 After the report it presses Ctrl+Z (Undo) once in the image window, then Ctrl+Y (Redo), and the batch script
 (waiting for a signal file after each) records the layers again: one undo must take back the whole run.
@@ -36,10 +37,11 @@ BATCH = Path(__file__).with_name("batch_interactive.py")
 PRESET = "tiny"
 ITERATIONS = 200  # ~4 per second at this size on a 2-core CPU: a minute, so Stop comes long before the end
 WIDTH = 96
+INSET = 8  # the selection: the image less this margin on every side
 WANT_LAYERS = 2  # press Stop once GIMP shows this many dreamt layers
 TITLE_FORMAT = "dd-test[%n]"  # the image window's title: the active drawable's name (the newest layer)
 SHOWN = re.compile(r"^dd-test\[(.*)\]")  # GIMP appends " – GIMP" to the format
-LAYER_TITLE = re.compile(r"dd-test\[" + re.escape(PRESET) + r" · iteration (\d+)\]")
+LAYER_TITLE = re.compile(r"dd-test\[" + re.escape(PRESET) + r" (\d+)\]")
 PROGRESS_TITLE = "^Deep Dream$"  # our progress window (GimpUi.Dialog title=TITLE)
 START_TIMEOUT_S = 120  # GIMP's first start with a fresh profile queries every plug-in: ~7 s here
 STOP_TIMEOUT_S = 20  # from the key press to the report: the plug-in polls every 50 ms, the backend stops at once
@@ -157,7 +159,7 @@ def stopped(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[dict[str, 
         (work / "config" / "presets.json").write_text(json.dumps(USER_PRESETS))
         shutil.copy(ROOT / "samples" / "chelsea.png", work / "chelsea.png")
         (work / "config.json").write_text(json.dumps({"out": inside, "image": f"{inside}/chelsea.png",
-                                                      "width": WIDTH}))
+                                                      "width": WIDTH, "inset": INSET}))
         env = {"GIMP3_PASS_ENV": " ".join(PASS_ENV), "DISPLAY": screen.display,
                "GIMP3_DIRECTORY": f"{inside}/profile", "GIMP3_CACHEDIR": f"{inside}/cache",
                "DEEP_DREAM_ENDPOINT": backend.endpoint, "DEEP_DREAM_CONFIG_DIR": f"{inside}/config",
@@ -229,14 +231,21 @@ def test_stop_returns_cancel(stopped):
 def test_the_layers_received_are_kept(stopped):
     report = stopped["report"]
     layers = report["layers"]
-    assert layers["top"] == [f"Deep Dream · {PRESET}", "source"]
+    assert layers["top"] == [f"Dream: {PRESET}", "source"]
     names = [child["name"] for child in layers["children"]]
     # at least those GIMP showed before Stop was pressed, far fewer than asked for, newest on top, none missing
     assert stopped["shown"] <= len(names) < ITERATIONS
-    assert names == [f"{PRESET} · iteration {n}" for n in range(len(names), 0, -1)]
+    assert names == [f"{PRESET} {n}" for n in range(len(names), 0, -1)]
+    x, y, width, height = report["selection"]
     for child in layers["children"]:
-        assert (child["size"], child["offsets"]) == (report["size"], [0, 0])
+        assert (child["size"], child["offsets"], child["mask"]) == ([width, height], [x, y], True)
         assert child["differs"], f"{child['name']} is the source"
+
+
+def test_the_newest_layer_itself_is_active_after_the_run(stopped):
+    """Not its mask: GIMP makes a new mask the active drawable, and Filters ▸ Repeat refuses a layer mask."""
+    newest = stopped["report"]["layers"]["children"][0]["name"]
+    assert stopped["report"]["selected"] == [{"name": newest, "mask": False}]
 
 
 def test_the_saved_image_reloads_with_those_layers(stopped):
@@ -262,7 +271,7 @@ def test_undo_is_left_consistent(stopped):
 
 def test_one_undo_removes_the_whole_run(stopped):
     """GIMP's PDB can neither count nor perform undo steps; its GUI can: one Ctrl+Z leaves the image as before."""
-    assert stopped["report"]["layers"]["group"] == f"Deep Dream · {PRESET}"  # there was a run to take back
+    assert stopped["report"]["layers"]["group"] == f"Dream: {PRESET}"  # there was a run to take back
     undo = stopped["after"]["undo"]
     assert "error" not in undo, undo["error"]
     assert "report" in undo, f"the batch script recorded no layers after Ctrl+Z:\n{stopped['output'][-4000:]}"

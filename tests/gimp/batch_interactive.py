@@ -8,7 +8,9 @@ image window's title (the active layer's name, i.e. the newest dreamt layer) and
 script records what the run left (status, layers), saves the image to XCF, reloads it and writes a JSON
 report. Then, for the test's key presses in the image window (Ctrl+Z, then Ctrl+Y), it waits for the
 test's signal file <stage>.pressed and records the layers again in <stage>.json: the key events are handled
-by GIMP's core while this plug-in process waits. Settings come from the JSON file named by $DD_TEST_CONFIG
+by GIMP's core while this plug-in process waits. Last ("repeat"), once the test has written short last
+values, it runs the dream again as Filters ▸ Repeat would: with the last values, on the image's selected
+drawables. Settings come from the JSON file named by $DD_TEST_CONFIG
 (paths inside the chroot).
 """
 
@@ -28,7 +30,7 @@ CONFIG = json.loads(open(os.environ["DD_TEST_CONFIG"]).read())
 # With --console-messages GIMP prints its messages on stderr; the test checks this one arrives, so that it
 # knows a "left image undo in inconsistent state" message would have been seen too.
 MARKER = "deep-dream-test: GIMP messages reach the console"
-STAGES = ("undo", "redo")  # the keys the test presses after the report, in this order
+STAGES = ("undo", "redo", "repeat")  # what the test does after the report, in this order
 SIGNAL_TIMEOUT_S = 30
 
 
@@ -53,6 +55,28 @@ def layers_of(image):
             "children": children}
 
 
+def selected(image):
+    return [{"name": item.get_name(), "mask": item.is_layer_mask()} for item in image.get_selected_drawables()]
+
+
+def dream_as_repeat_does(image):
+    """Run the procedure as Filters ▸ Repeat does: the last values, on the image's selected drawables."""
+    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", image.get_selected_drawables())
+    started = time.monotonic()
+    result = procedure.run(config)
+    status = result.index(0)
+    return {
+        "status": status.value_nick,
+        "status_value": int(status),
+        "message": result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else None,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
 def stopped_dream():
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CONFIG["image"]))
     image.scale(CONFIG["width"], round(image.get_height() * CONFIG["width"] / image.get_width()))
@@ -64,25 +88,8 @@ def stopped_dream():
     image.undo_enable()
     Gimp.Display.new(image)
     Gimp.displays_flush()
-    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
-    config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", image.get_selected_drawables())
-    started = time.monotonic()
-    result = procedure.run(config)
-    status = result.index(0)
-    report = {
-        "status": status.value_nick,
-        "status_value": int(status),
-        "message": result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else None,
-        "seconds": round(time.monotonic() - started, 2),
-        "undo_enabled": image.undo_is_enabled(),
-        "layers": layers_of(image),
-        "selection": selection,
-        "selected": [{"name": item.get_name(), "mask": item.is_layer_mask()}
-                     for item in image.get_selected_drawables()],
-    }
+    report = {**dream_as_repeat_does(image), "undo_enabled": image.undo_is_enabled(), "layers": layers_of(image),
+              "selection": selection, "selected": selected(image)}
     path = os.path.join(CONFIG["out"], "stopped.xcf")
     if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(path), None):
         raise RuntimeError(f"could not save {path}")
@@ -112,12 +119,20 @@ def signalled(name):
 
 
 def after_keys(image):
-    """The layers after each key the test presses in the image window; GIMP handles the key meanwhile."""
+    """The layers after each key the test presses in the image window (GIMP handles the key meanwhile), and
+    what a repeated run does."""
     for stage in STAGES:
         if not signalled(f"{stage}.pressed"):
             break  # the test gave up; it reports why
         try:
-            write_report(f"{stage}.json", {"layers": layers_of(image)} if image else {"error": "no image"})
+            if not image:
+                write_report(f"{stage}.json", {"error": "no image"})
+            elif stage == "repeat":
+                drawables = selected(image)
+                write_report(f"{stage}.json", {**dream_as_repeat_does(image), "drawables": drawables,
+                                               "layers": layers_of(image)})
+            else:
+                write_report(f"{stage}.json", {"layers": layers_of(image)})
         except Exception:
             write_report(f"{stage}.json", {"exception": traceback.format_exc()})
     if image:

@@ -10,7 +10,9 @@ dreamt layer (not its mask, which Repeat would refuse), so the test sees from th
 layers have arrived in GIMP. Then it presses Alt+S ("_Stop") in
 the window titled "Deep Dream" and judges the batch script's report, GIMP's output and the backend's log.
 After the report it presses Ctrl+Z (Undo) once in the image window, then Ctrl+Y (Redo), and the batch script
-(waiting for a signal file after each) records the layers again: one undo must take back the whole run.
+(waiting for a signal file after each) records the layers again: one undo must take back the whole run. Last,
+with a short dream as the last values, the batch script runs the dream again the way Filters ▸ Repeat does:
+on the drawable GIMP has selected after all that, which must be the newest layer, not its mask.
 Skipped without GIMP (and Xvfb, xdotool), unless CI=true: then that is a failure.
 """
 
@@ -51,6 +53,8 @@ EXIT_TIMEOUT_S = 60
 KEYS = {"undo": "ctrl+z", "redo": "ctrl+y"}
 KEY_TIMEOUT_S = 5  # from a key press to the image window's new title (the active layer changes)
 STAGE_TIMEOUT_S = 10  # from the signal file to the batch script's record of the layers (it polls every 0.1 s)
+REPEAT_ITERATIONS = 1
+REPEAT_TIMEOUT_S = 120  # a one-iteration dream of the selection, on a busy machine
 PASS_ENV = ("DISPLAY", "GIMP3_DIRECTORY", "GIMP3_CACHEDIR", "DEEP_DREAM_ENDPOINT", "DEEP_DREAM_CONFIG_DIR",
             "XDG_CACHE_HOME", "DD_TEST_CONFIG")
 
@@ -153,8 +157,9 @@ def stopped(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[dict[str, 
         install_plugin(profile)
         (profile / "gimprc").write_text(f'(show-welcome-dialog no)\n(image-title-format "{TITLE_FORMAT}")\n')
         write_session(profile)
-        write_last_values(profile, {"preset": PRESET, "iterations": ITERATIONS, "keep-every": 1, "max-size": 0,
-                                    "seed": 1, "endpoint": backend.endpoint})
+        last_values = {"preset": PRESET, "iterations": ITERATIONS, "keep-every": 1, "max-size": 0, "seed": 1,
+                       "endpoint": backend.endpoint}
+        write_last_values(profile, last_values)
         (work / "config").mkdir()
         (work / "config" / "presets.json").write_text(json.dumps(USER_PRESETS))
         shutil.copy(ROOT / "samples" / "chelsea.png", work / "chelsea.png")
@@ -198,6 +203,8 @@ def stopped(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[dict[str, 
                         f"{ITERATIONS} iterations):\n{gimp_output()}")
         stop_seconds = time.monotonic() - pressed_at
         report = json.loads(report_file.read_text())
+        wait_until(lambda: any(" cancelled" in line for line in backend.output[logged:]) or None, 10)  # judged below
+        backend_log = "".join(backend.output[logged:])  # of the stopped run: the repeated one comes next
         after: dict[str, dict[str, Any]] = {}
         for stage, key in KEYS.items():
             after[stage] = press_in_image_window(screen, key)
@@ -205,14 +212,17 @@ def stopped(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[dict[str, 
             layers_file = work / f"{stage}.json"
             if wait_until(lambda file=layers_file: file.exists() or None, STAGE_TIMEOUT_S, 0.1):
                 after[stage]["report"] = json.loads(layers_file.read_text())
+        write_last_values(profile, {**last_values, "iterations": REPEAT_ITERATIONS})
+        (work / "repeat.pressed").touch()
+        repeat_file = work / "repeat.json"
+        if wait_until(lambda: repeat_file.exists() or None, REPEAT_TIMEOUT_S):
+            after["repeat"] = json.loads(repeat_file.read_text())
         try:
             process.wait(EXIT_TIMEOUT_S)  # --quit: GIMP ends after the batch script
         except subprocess.TimeoutExpired:
             pytest.fail(f"GIMP did not quit within {EXIT_TIMEOUT_S} s after the batch script:\n{gimp_output()}")
-        wait_until(lambda: any(" cancelled" in line for line in backend.output[logged:]) or None, 10)  # judged below
-        yield {"report": report, "output": log.read_text(errors="replace"),
-               "backend_log": "".join(backend.output[logged:]), "shown": shown, "stop_seconds": stop_seconds,
-               "gimp_exit": process.returncode, "after": after}
+        yield {"report": report, "output": log.read_text(errors="replace"), "backend_log": backend_log,
+               "shown": shown, "stop_seconds": stop_seconds, "gimp_exit": process.returncode, "after": after}
     finally:
         end(process)
         if screen is not None:
@@ -286,3 +296,16 @@ def test_redo_brings_it_back(stopped):
     assert redo["report"].get("layers") == stopped["report"]["layers"], redo
     newest = stopped["report"]["layers"]["children"][0]["name"]
     assert redo["shown"] == ["source", newest], redo
+
+
+def test_repeat_after_redo_dreams_the_newest_layer(stopped):
+    """Filters ▸ Repeat's run after the Redo: on the newest layer (a layer mask would be refused), a new group
+    right above it."""
+    repeat = stopped["after"].get("repeat")
+    assert repeat is not None, f"the batch script recorded no repeated run:\n{stopped['output'][-4000:]}"
+    assert "exception" not in repeat, repeat["exception"]
+    before = stopped["report"]["layers"]["children"]
+    assert repeat["drawables"] == [{"name": before[0]["name"], "mask": False}]
+    assert (repeat["status"], repeat["message"]) == ("success", None), repeat
+    names = [child["name"] for child in repeat["layers"]["children"]]
+    assert names[0].startswith(f"Dream: {PRESET}") and names[1:] == [child["name"] for child in before], names

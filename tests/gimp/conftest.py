@@ -131,7 +131,8 @@ class BatchRun:
 @pytest.fixture(scope="module")
 def run_batch(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[Callable[..., BatchRun]]:
     """run_batch(script, config=None, *, user_presets=None) -> BatchRun: one headless GIMP start, with a fresh
-    profile the plug-in is installed into, running the batch script (a Path) on python-fu-eval's stdin.
+    profile the plug-in is installed into, running the batch script (a Path, or the script's text) on
+    python-fu-eval's stdin.
 
     The script's settings ($DD_TEST_CONFIG) are `config` plus "out" (the run's folder as GIMP sees it; the script
     writes out/report.json there), "endpoint" (the module's backend; the plug-in's default too), "native" and
@@ -139,7 +140,7 @@ def run_batch(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[Callable
     the script wrote no report."""
     folders: list[Path] = []
 
-    def run(script: Path, config: dict[str, Any] | None = None, *,
+    def run(script: Path | str, config: dict[str, Any] | None = None, *,
             user_presets: dict[str, Any] | None = None) -> BatchRun:
         work = gimp.folder("deep-dream-gimp-test-")
         folders.append(work)
@@ -157,7 +158,8 @@ def run_batch(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[Callable
                    DD_TEST_CONFIG=f"{inside}/config.json")
         done = subprocess.run(  # with fonts (no -f): text layers need them
             gimp.command(gimp.console, "-i", "-d", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"),
-            input=script.read_text(), capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
+            input=script.read_text() if isinstance(script, Path) else script, capture_output=True, text=True,
+            env=env, timeout=GIMP_TIMEOUT_S,
         )
         output = done.stdout + done.stderr
         report = work / "report.json"

@@ -127,8 +127,15 @@ def test_keep_every_must_be_positive():
 
 
 def test_names():
-    assert layers.group_name("doggos") == "Deep Dream · doggos"
-    assert layers.layer_name("doggos", 3) == "doggos · iteration 3"
+    assert layers.group_name("doggos") == "Dream: doggos"
+    assert layers.layer_name("doggos", 3) == "doggos 3"
+
+
+def test_names_fit_a_layers_dock():
+    """A Layers dock of the default width shows about 16 characters of a name before it cuts it."""
+    for preset in choices.BUILTIN_PRESETS:
+        assert len(layers.group_name(preset)) <= 16, layers.group_name(preset)
+        assert len(layers.layer_name(preset, 200)) <= 16, layers.layer_name(preset, 200)
 
 
 # ---- choices: the presets offered at registration ------------------------------------------------

@@ -1,22 +1,48 @@
 #!/usr/bin/env bash
-# gimp3_root.sh — provide GIMP 3.0.x (from Debian 13 "trixie") on a Debian 12 machine.
+# gimp3_root.sh — provide GIMP 3.0.x (from Debian 13 "trixie") or GIMP 3.2.x (from Debian testing
+# "forky") on a Debian 12 machine.
 #
 # Debian 12 only ships GIMP 2.10, which has no Python 3 plug-in support, so we bootstrap a
-# minimal trixie chroot holding GIMP 3, PyGObject, pyzmq and Xvfb. The chroot is cached OUTSIDE
-# the repository (default /var/cache/deep-dream-gimp/trixie-root), so only the first run pays the
-# few minutes the build takes. On a Debian 13 (or newer) machine that already has GIMP 3
-# installed, no chroot is used at all: `path` prints "/" and `run` runs the command directly.
+# minimal Debian chroot holding GIMP 3, PyGObject, pyzmq and Xvfb. Each version has its own chroot,
+# cached OUTSIDE the repository (default /var/cache/deep-dream-gimp/trixie-root for 3.0 and
+# forky-root for 3.2), so only the first run pays the few minutes the build takes. On a Debian
+# machine that already has the wanted GIMP installed, no chroot is used at all: `path` prints "/"
+# and `run` runs the command directly.
 #
-# See --help for the interface. Background: /work/shared/gimp3-notes.md §0 and §5.
+# See --help for the interface. Background: /work/shared/gimp3-notes.md §0, §5 and §7.
 
 set -euo pipefail
 
 PROG=${0##*/}
-SUITE=trixie
-DEFAULT_ROOT=/var/cache/deep-dream-gimp/trixie-root
-ROOT=${GIMP3_ROOT:-$DEFAULT_ROOT}
-ROOT=${ROOT%/}
-[[ -n $ROOT ]] || ROOT=/   # GIMP3_ROOT=/ is nonsense for a chroot; caught by require_sane_root
+CACHE_DIR=/var/cache/deep-dream-gimp
+
+# The GIMP version (--gimp or GIMP3_VERSION; 3.0 by default) decides the Debian suite, the
+# debootstrap script, the root and the console binary. Debian 12's debootstrap has no script for
+# forky; the sid one bootstraps any unstable-like suite. The testing archive's Release files may be
+# past their Valid-Until date (as they are for the host's apt), so that check is off in its root.
+GIMP_VERSION=${GIMP3_VERSION:-3.0}
+# Each version has its own root variable: one root for both would be "repaired" into the other.
+select_version() { # VERSION -> sets SUITE, DEBOOTSTRAP_SCRIPT, DEFAULT_ROOT, ROOT, GIMP_CONSOLE, NO_VALID_UNTIL
+    case $1 in
+        3.0) SUITE=trixie DEBOOTSTRAP_SCRIPT=trixie NO_VALID_UNTIL=0 ROOT=${GIMP3_ROOT:-} ;;
+        3.2) SUITE=forky DEBOOTSTRAP_SCRIPT=sid NO_VALID_UNTIL=1 ROOT=${GIMP32_ROOT:-} ;;
+        *) printf '%s: error: unknown GIMP version %s (known: 3.0, 3.2)\n' "$PROG" "$1" >&2; exit 2 ;;
+    esac
+    GIMP_VERSION=$1
+    DEFAULT_ROOT=$CACHE_DIR/$SUITE-root
+    GIMP_CONSOLE=gimp-console-$1
+    ROOT=${ROOT:-$DEFAULT_ROOT}
+    ROOT=${ROOT%/}
+    [[ -n $ROOT ]] || ROOT=/   # GIMP3_ROOT=/ is nonsense for a chroot; caught by require_sane_root
+}
+if [[ ${1:-} == --gimp ]]; then
+    GIMP_VERSION=${2:-}
+    shift 2 || { printf '%s: error: --gimp needs a version (3.0 or 3.2)\n' "$PROG" >&2; exit 2; }
+elif [[ ${1:-} == --gimp=* ]]; then
+    GIMP_VERSION=${1#--gimp=}
+    shift
+fi
+select_version "$GIMP_VERSION"
 
 # Everything the root must contain. gimp + python3-gi + gir1.2-gimp-3.0 give Python plug-ins and
 # python-fu-eval batch mode; python3-zmq is the plug-in <-> backend transport; xvfb + xauth run
@@ -25,8 +51,6 @@ ROOT=${ROOT%/}
 # libxtst6) finds windows and presses keys in them for the interactive GUI test.
 PACKAGES=(gimp python3-gi gir1.2-gimp-3.0 python3-zmq xvfb xauth x11-apps netpbm xdotool)
 
-# The GIMP console binary, most specific name first (3.2 also installs gimp-console-3).
-GIMP_CONSOLE_NAMES=(gimp-console-3.0 gimp-console-3 gimp-console)
 
 # Clean PATH used inside the root (and natively): the plug-in's `#!/usr/bin/env python3` must
 # find the distribution's python3 (the one with `gi`), never a virtual environment's.
@@ -39,19 +63,27 @@ CHROOT_MOUNTS=(proc dev dev/shm)
 
 usage() {
     cat <<EOF
-Usage: $PROG [ensure|path|run -- CMD [ARGS...]|umount|-h|--help]
+Usage: $PROG [--gimp 3.0|3.2] [ensure|path|console|run -- CMD [ARGS...]|umount|-h|--help]
 
-Provision GIMP 3.0.x from Debian 13 "trixie" in a cached chroot, and run commands in it.
+Provision GIMP 3.0.x from Debian 13 "trixie" (the default) or GIMP 3.2.x from Debian testing
+"forky" in a cached chroot, one root per version, and run commands in it.
 
-Subcommands:
-  ensure        (default) Make sure the root exists and is complete: gimp-console-3.0 runs and
+Options:
+  --gimp VERSION  3.0 (default; root $CACHE_DIR/trixie-root, binary gimp-console-3.0)
+                  or 3.2 (root $CACHE_DIR/forky-root, binary gimp-console-3.2; bootstrapped
+                  with debootstrap's sid script, Release files' Valid-Until not checked).
+                  Must come first. Same as GIMP3_VERSION=VERSION.
+
+Subcommands (for the selected version; this is $GIMP_VERSION):
+  ensure        (default) Make sure the root exists and is complete: $GIMP_CONSOLE runs and
                 ${PACKAGES[*]}
                 are installed. Fast (about a second) when the cached root is already fine.
                 Otherwise (as root): install debootstrap on the host if needed, bootstrap
                 '$SUITE' into a temporary directory next to the root, install the packages,
                 and rename it into place atomically (an interrupted build never looks complete).
-  path          Run 'ensure' (quietly), then print the root directory on stdout ("/" when GIMP 3
-                is installed natively).
+  path          Run 'ensure' (quietly), then print the root directory on stdout ("/" when this
+                GIMP version is installed natively).
+  console       Print the name of the GIMP console binary ($GIMP_CONSOLE), for 'run'.
   run -- CMD... Run CMD inside the root with a clean environment:
                   PATH=$CLEAN_PATH HOME=/root LANG=C.UTF-8
                 plus every variable named in \$GIMP3_PASS_ENV (space separated) that is set.
@@ -61,13 +93,16 @@ Subcommands:
   umount        Unmount anything this script mounted under the root (after a crash/kill -9).
 
 Environment:
-  GIMP3_ROOT      cached root directory (default $DEFAULT_ROOT)
+  GIMP3_VERSION   GIMP version, as --gimp (default 3.0)
+  GIMP3_ROOT      cached root directory for GIMP 3.0 (default $CACHE_DIR/trixie-root)
+  GIMP32_ROOT     cached root directory for GIMP 3.2 (default $CACHE_DIR/forky-root)
   GIMP3_PASS_ENV  names of variables to pass into 'run', e.g. "GIMP3_DIRECTORY GIMP3_CACHEDIR DISPLAY"
   GIMP3_MIRROR    Debian mirror URL for the build; default: the machine's own apt sources
-  GIMP3_NATIVE=0  use the chroot even on a Debian 13+ host that has GIMP 3 installed
+  GIMP3_NATIVE=0  use the chroot even on a Debian host that has this GIMP installed
 
 Examples:
   sudo $PROG ensure
+  sudo $PROG --gimp 3.2 ensure
   sudo GIMP3_PASS_ENV=GIMP3_DIRECTORY GIMP3_DIRECTORY=/tmp/gp $PROG run -- \\
       gimp-console-3.0 -i -d -f --batch-interpreter=python-fu-eval -b 'print(Gimp.version())' --quit
 EOF
@@ -130,16 +165,11 @@ host_is_trixie_or_newer() {
     return 1
 }
 
-# find_gimp_console PREFIX -> name of the first GIMP 3 console binary under PREFIX/usr/bin
+# find_gimp_console PREFIX -> name of the selected version's console binary under PREFIX/usr/bin.
+# Only the versioned name: gimp-console-3 and gimp-console exist for every 3.x.
 find_gimp_console() {
-    local n
-    for n in "${GIMP_CONSOLE_NAMES[@]}"; do
-        if [[ -x $1/usr/bin/$n ]]; then
-            printf '%s\n' "$n"
-            return 0
-        fi
-    done
-    return 1
+    [[ -x $1/usr/bin/$GIMP_CONSOLE ]] || return 1
+    printf '%s\n' "$GIMP_CONSOLE"
 }
 
 # missing_packages ADMINDIR -> names of PACKAGES not fully installed in that dpkg database
@@ -326,12 +356,13 @@ in_root() {
 write_root_apt_conf() {
     local r=$1 conf=$1/etc/apt/apt.conf.d/90deep-dream-gimp key val
     {
-        echo '// Written by gimp3_root.sh: settings copied from the host apt, and no daemons.'
+        echo '// Written by gimp3_root.sh: settings copied from the host apt (Valid-Until off for testing), no daemons.'
         echo 'APT::Install-Recommends "false";'
         for key in Acquire::http::Proxy Acquire::https::Proxy \
             Acquire::Check-Valid-Until Acquire::Check-Date; do
             val=$(apt-config dump "$key" 2>/dev/null | awk -v k="$key" '
                 index($0, k " ") == 1 { v = substr($0, length(k) + 2); gsub(/^"|";$/, "", v); print v }')
+            [[ $key == Acquire::Check-Valid-Until ]] && (( NO_VALID_UNTIL )) && val=false
             [[ -n $val ]] && printf '%s "%s";\n' "$key" "$val"
         done
     } >"$conf"
@@ -392,7 +423,8 @@ build_root() {
 
     log "debootstrap --variant=minbase $SUITE into $BUILD_TMP from $mirror (log: $BUILD_LOG) ..."
     t=$(now_ns)
-    debootstrap --variant=minbase "$SUITE" "$BUILD_TMP" "$mirror" >>"$BUILD_LOG" 2>&1
+    debootstrap --variant=minbase "$SUITE" "$BUILD_TMP" "$mirror" \
+        "/usr/share/debootstrap/scripts/$DEBOOTSTRAP_SCRIPT" >>"$BUILD_LOG" 2>&1
     log "debootstrap done in $(elapsed "$t")"
 
     install_packages "$BUILD_TMP"
@@ -418,8 +450,9 @@ root_status() {
     [[ -z $missing ]] || { echo "missing packages: $missing"; return 1; }
     # gimp-console --version needs neither /proc nor /dev, so this works without mounting.
     if (( EUID == 0 )); then
-        in_root "$r" "$gimp" --version 2>&1 | grep -q 'GNU Image Manipulation Program version 3\.' \
-            || { echo "$gimp --version does not report GIMP 3"; return 1; }
+        in_root "$r" "$gimp" --version 2>&1 \
+            | grep -q "GNU Image Manipulation Program version ${GIMP_VERSION//./\\.}\\." \
+            || { echo "$gimp --version does not report GIMP $GIMP_VERSION"; return 1; }
     fi
 }
 
@@ -451,7 +484,7 @@ ensure() {
     fi
     require_root_user
     log "root $ROOT not usable: $why"
-    if host_is_trixie_or_newer; then
+    if [[ $GIMP_VERSION == 3.0 ]] && host_is_trixie_or_newer; then
         log "hint: this host is Debian 13+; 'apt-get install ${PACKAGES[*]}' would avoid the chroot"
     fi
 
@@ -604,6 +637,10 @@ main() {
             (( $# == 0 )) || die "path takes no arguments"
             ensure quiet
             if native_mode; then echo /; else printf '%s\n' "$ROOT"; fi
+            ;;
+        console)
+            (( $# == 0 )) || die "console takes no arguments"
+            printf '%s\n' "$GIMP_CONSOLE"
             ;;
         run)
             [[ ${1:-} == -- ]] && shift

@@ -382,15 +382,20 @@ class Result:
         layer = Gimp.Layer.new(self.image, layers.layer_name(self.preset, kept.number), self.width, self.height,
                                Gimp.ImageType.GRAYA_IMAGE if grey else Gimp.ImageType.RGBA_IMAGE, 100.0,
                                Gimp.LayerMode.NORMAL)
+        if self.mask is not None:
+            # Before the layer joins the image, so that the mask is part of the layer's own undo step: an undo step
+            # of its own would make the mask the active drawable again on Redo (and Filters ▸ Repeat refuses masks).
+            mask = layer.create_mask(Gimp.AddMaskType.WHITE)
+            layer.add_mask(mask)
+            write(mask, MASK_FORMAT, self.mask)
         self.image.insert_layer(layer, self.group, 0)  # newest on top
         layer.set_offsets(*self.offsets)
         # At the precision it was dreamt in (the image's): GEGL converts grey and linear data.
         write(layer, precision.gegl_format(kept.channels, kept.sample_format),
               precision.swap_to_wire(kept.pixels, kept.sample_format))
         if self.mask is not None:
-            mask = layer.create_mask(Gimp.AddMaskType.WHITE)
-            layer.add_mask(mask)
-            write(mask, MASK_FORMAT, self.mask)
+            layer.set_edit_mask(False)  # a new mask makes itself the layer's active drawable
+        self.image.set_selected_layers([layer])  # the newest result is what the display shows and Repeat works on
         Gimp.displays_flush()
         return layer
 

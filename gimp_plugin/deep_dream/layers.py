@@ -10,9 +10,11 @@ def is_kept(number: int, iterations: int, keep_every: int) -> bool:
     return number % keep_every == 0 or number == iterations
 
 
+# Short, so that a Layers dock of the default width shows them whole (it cut "Deep Dream · do…"): the group
+# says what made its layers, each layer which preset and iteration it is.
 def group_name(preset: str) -> str:
-    return f"Deep Dream · {preset}"
+    return f"Dream: {preset}"
 
 
 def layer_name(preset: str, number: int) -> str:
-    return f"{preset} · iteration {number}"
+    return f"{preset} {number}"

@@ -1,13 +1,16 @@
 """Runs INSIDE GIMP 3's GUI (python-fu-eval, fed on stdin): the dream that test_gimp_interactive.py stops.
 
-It opens an image in a display and runs python-fu-deep-dream the way Filters ▸ Repeat does (WITH_LAST_VALS:
+It opens an image in a display, selects a rectangle in it (so that the result layers get masks) and runs
+python-fu-deep-dream the way Filters ▸ Repeat does (WITH_LAST_VALS:
 the settings come from the profile's last values, no settings dialog, but the plug-in's own progress window
 with its Stop button). The PDB call blocks until the dream ends; meanwhile the pytest side watches the
 image window's title (the active layer's name, i.e. the newest dreamt layer) and presses Stop. Then this
 script records what the run left (status, layers), saves the image to XCF, reloads it and writes a JSON
 report. Then, for the test's key presses in the image window (Ctrl+Z, then Ctrl+Y), it waits for the
 test's signal file <stage>.pressed and records the layers again in <stage>.json: the key events are handled
-by GIMP's core while this plug-in process waits. Settings come from the JSON file named by $DD_TEST_CONFIG
+by GIMP's core while this plug-in process waits. Last ("repeat"), once the test has written short last
+values, it runs the dream again as Filters ▸ Repeat would: with the last values, on the image's selected
+drawables. Settings come from the JSON file named by $DD_TEST_CONFIG
 (paths inside the chroot).
 """
 
@@ -27,12 +30,13 @@ CONFIG = json.loads(open(os.environ["DD_TEST_CONFIG"]).read())
 # With --console-messages GIMP prints its messages on stderr; the test checks this one arrives, so that it
 # knows a "left image undo in inconsistent state" message would have been seen too.
 MARKER = "deep-dream-test: GIMP messages reach the console"
-STAGES = ("undo", "redo")  # the keys the test presses after the report, in this order
+STAGES = ("undo", "redo", "repeat")  # what the test does after the report, in this order
 SIGNAL_TIMEOUT_S = 30
 
 
-def pixels(drawable):
-    rectangle = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+def pixels(drawable, x=0, y=0, width=None, height=None):
+    """A drawable-local rectangle's pixels, the whole drawable by default."""
+    rectangle = Gegl.Rectangle.new(x, y, width or drawable.get_width(), height or drawable.get_height())
     return drawable.get_buffer().get(rectangle, 1.0, "R'G'B'A u8", Gegl.AbyssPolicy.NONE)
 
 
@@ -43,21 +47,20 @@ def layers_of(image):
     group = next((item for item in top if item.is_group_layer()), None)
     children = []
     for child in group.get_children() if group else []:
-        children.append({"name": child.get_name(), "size": [child.get_width(), child.get_height()],
-                         "offsets": list(child.get_offsets()[1:]),
-                         "differs": source is not None and pixels(child) != pixels(source)})
+        size, offsets = [child.get_width(), child.get_height()], list(child.get_offsets()[1:])
+        children.append({"name": child.get_name(), "size": size, "offsets": offsets,
+                         "mask": child.get_mask() is not None,  # the source lies at (0, 0): same coordinates
+                         "differs": source is not None and pixels(child) != pixels(source, *offsets, *size)})
     return {"top": [item.get_name() for item in top], "group": group.get_name() if group else None,
             "children": children}
 
 
-def stopped_dream():
-    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CONFIG["image"]))
-    image.scale(CONFIG["width"], round(image.get_height() * CONFIG["width"] / image.get_width()))
-    image.get_layers()[0].set_name("source")
-    image.undo_disable()  # a fresh undo history: the dream's step is the only one
-    image.undo_enable()
-    Gimp.Display.new(image)
-    Gimp.displays_flush()
+def selected(image):
+    return [{"name": item.get_name(), "mask": item.is_layer_mask()} for item in image.get_selected_drawables()]
+
+
+def dream_as_repeat_does(image):
+    """Run the procedure as Filters ▸ Repeat does: the last values, on the image's selected drawables."""
     procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
@@ -66,15 +69,27 @@ def stopped_dream():
     started = time.monotonic()
     result = procedure.run(config)
     status = result.index(0)
-    report = {
+    return {
         "status": status.value_nick,
         "status_value": int(status),
         "message": result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else None,
         "seconds": round(time.monotonic() - started, 2),
-        "undo_enabled": image.undo_is_enabled(),
-        "layers": layers_of(image),
-        "size": [image.get_width(), image.get_height()],
     }
+
+
+def stopped_dream():
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CONFIG["image"]))
+    image.scale(CONFIG["width"], round(image.get_height() * CONFIG["width"] / image.get_width()))
+    image.get_layers()[0].set_name("source")
+    inset = CONFIG["inset"]
+    selection = [inset, inset, image.get_width() - 2 * inset, image.get_height() - 2 * inset]
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection)
+    image.undo_disable()  # a fresh undo history: the dream's step is the only one
+    image.undo_enable()
+    Gimp.Display.new(image)
+    Gimp.displays_flush()
+    report = {**dream_as_repeat_does(image), "undo_enabled": image.undo_is_enabled(), "layers": layers_of(image),
+              "selection": selection, "selected": selected(image)}
     path = os.path.join(CONFIG["out"], "stopped.xcf")
     if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(path), None):
         raise RuntimeError(f"could not save {path}")
@@ -104,12 +119,20 @@ def signalled(name):
 
 
 def after_keys(image):
-    """The layers after each key the test presses in the image window; GIMP handles the key meanwhile."""
+    """The layers after each key the test presses in the image window (GIMP handles the key meanwhile), and
+    what a repeated run does."""
     for stage in STAGES:
         if not signalled(f"{stage}.pressed"):
             break  # the test gave up; it reports why
         try:
-            write_report(f"{stage}.json", {"layers": layers_of(image)} if image else {"error": "no image"})
+            if not image:
+                write_report(f"{stage}.json", {"error": "no image"})
+            elif stage == "repeat":
+                drawables = selected(image)
+                write_report(f"{stage}.json", {**dream_as_repeat_does(image), "drawables": drawables,
+                                               "layers": layers_of(image)})
+            else:
+                write_report(f"{stage}.json", {"layers": layers_of(image)})
         except Exception:
             write_report(f"{stage}.json", {"exception": traceback.format_exc()})
     if image:

@@ -89,10 +89,25 @@ def dream(image, drawables, **arguments):
     return status.value_nick, message, round(time.monotonic() - started, 2)
 
 
+def kind(item):
+    """What sort of layer: "group_layer", "text_layer", "vector_layer", "link_layer" or "layer" (a raster one)."""
+    for name in ("group_layer", "text_layer", "vector_layer", "link_layer"):
+        check = getattr(item, "is_" + name, None)  # vector and link layers are new in GIMP 3.2
+        if check is not None and check():
+            return name
+    return "layer"
+
+
+def selected(image):
+    """The image's selected drawables: the name of each and whether it is a layer mask."""
+    return [{"name": item.get_name(), "mask": item.is_layer_mask()} for item in image.get_selected_drawables()]
+
+
 def tree(item):
     info = {
         "name": item.get_name(),
         "group": item.is_group_layer(),
+        "kind": kind(item),
         "type": item.type().value_nick,
         "offsets": list(item.get_offsets()[1:]),
         "size": [item.get_width(), item.get_height()],
@@ -111,7 +126,7 @@ def dump(drawable, format_name, x=0, y=0, width=None, height=None):
 
 def group_of(image, parent=None):
     items = parent.get_children() if parent is not None else image.get_layers()
-    return next((item for item in items if item.is_group_layer() and item.get_name().startswith("Deep Dream")), None)
+    return next((item for item in items if item.is_group_layer() and item.get_name().startswith("Dream: ")), None)
 
 
 def saved_and_reloaded(image, name):
@@ -159,7 +174,7 @@ def rgb_keep_every():
     status, message, seconds = dream(image, [source], preset="tiny", iterations=5, seed=1, octaves=2,
                                      **{"keep-every": 2, "octave-scale": 1.5})
     result = {"status": status, "message": message, "seconds": seconds, "undo_enabled": image.undo_is_enabled(),
-              "source_unchanged": dump(source, "R'G'B'A u8") == before}
+              "source_unchanged": dump(source, "R'G'B'A u8") == before, "selected": selected(image)}
     reloaded = saved_and_reloaded(image, "rgb")
     image.delete()
     folder = next(item for item in reloaded.get_layers() if item.get_name() == "folder")
@@ -179,7 +194,8 @@ def alpha_selection():
     image.select_ellipse(Gimp.ChannelOps.REPLACE, 20, 15, 40, 30)
     selection = dump(image.get_selection(), "Y u8", 20, 15, 40, 30)
     status, message, seconds = dream(image, [source], preset="doggos", iterations=2, **{"max-size": 32}, seed=3)
-    result = {"status": status, "message": message, "seconds": seconds, "selection": selection}
+    result = {"status": status, "message": message, "seconds": seconds, "selection": selection,
+              "selected": selected(image)}
     reloaded = saved_and_reloaded(image, "alpha")
     image.delete()
     result["tree"] = [tree(item) for item in reloaded.get_layers()]
@@ -195,7 +211,7 @@ def grey():
     image = Gimp.Image.new(48, 40, Gimp.ImageBaseType.GRAY)
     source = new_layer(image, "source", 48, 40, 1)
     status, message, seconds = dream(image, [source], preset="acid", iterations=2, seed=2)
-    result = {"status": status, "message": message, "seconds": seconds}
+    result = {"status": status, "message": message, "seconds": seconds, "selected": selected(image)}
     reloaded = saved_and_reloaded(image, "grey")
     image.delete()
     result["base_type"] = reloaded.get_base_type().value_nick
@@ -205,6 +221,56 @@ def grey():
     result["layers"] = dreamt_layers(group, "Y'A u8") if group else {}
     reloaded.delete()
     return result
+
+
+def dream_on(image, source, name):
+    """Dream a layer of another kind than raster; what the run and the saved and reloaded image have."""
+    before = {"kind": kind(source), "size": [source.get_width(), source.get_height()],
+              "offsets": list(source.get_offsets()[1:])}
+    status, message, seconds = dream(image, [source], preset="tiny", iterations=2, seed=8)
+    result = {"status": status, "message": message, "seconds": seconds, "before": before, "selected": selected(image)}
+    reloaded = saved_and_reloaded(image, name)
+    image.delete()
+    result["tree"] = [tree(item) for item in reloaded.get_layers()]
+    source = next(item for item in reloaded.get_layers() if item.get_name() == "source")
+    group = group_of(reloaded)
+    pixels = dump(source, "R'G'B'A u8")
+    result["differs"] = {child.get_name(): dump(child, "R'G'B'A u8") != pixels
+                         for child in (group.get_children() if group else [])}
+    reloaded.delete()
+    return result
+
+
+def text_layer():
+    """A text layer (black text on transparency): it stays text; what the dream adds is raster layers."""
+    image = Gimp.Image.new(96, 56, Gimp.ImageBaseType.RGB)
+    new_layer(image, "background", 96, 56, 3, seed=7)
+    source = Gimp.TextLayer.new(image, "Dream", Gimp.context_get_font(), 30.0, Gimp.Unit.pixel())
+    source.set_name("source")
+    image.insert_layer(source, None, 0)
+    source.set_offsets(5, 8)
+    return dream_on(image, source, "text")
+
+
+def vector_layer():
+    """GIMP 3.2's vector layer: an ellipse path, filled and stroked. GIMP 3.0 has none (recorded as such)."""
+    if not hasattr(Gimp, "VectorLayer"):
+        return {"unavailable": Gimp.version()}
+    image = Gimp.Image.new(96, 56, Gimp.ImageBaseType.RGB)
+    new_layer(image, "background", 96, 56, 3, seed=6)
+    path = Gimp.Path.new(image, "shape")
+    image.insert_path(path, None, 0)
+    path.bezier_stroke_new_ellipse(48.0, 28.0, 36.0, 20.0, 0.0)
+    source = Gimp.VectorLayer.new(image, path)
+    source.set_name("source")
+    image.insert_layer(source, None, 0)
+    source.set_enable_fill(True)
+    source.set_fill_color(Gegl.Color.new("orange"))
+    source.set_enable_stroke(True)
+    source.set_stroke_color(Gegl.Color.new("navy"))
+    source.set_stroke_width(4.0)
+    source.refresh()
+    return dream_on(image, source, "vector")
 
 
 # First on the plug-in's path, it makes `import zmq` fail as in GIMP for Windows' Python; and leaves a mark.
@@ -329,6 +395,8 @@ SCENARIOS = {
     "rgb_keep_every": rgb_keep_every,
     "alpha_selection": alpha_selection,
     "grey": grey,
+    "text_layer": text_layer,
+    "vector_layer": vector_layer,
     "without_pyzmq": without_pyzmq,
     "several_drawables": lambda: failure(two_layers, preset="tiny"),
     "group_drawable": lambda: failure(a_group, preset="tiny"),

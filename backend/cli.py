@@ -318,7 +318,9 @@ def dream(args: argparse.Namespace) -> int:
     deep = picture.bits == 16  # dreamt as float levels and written at 16 bits, never rounded to 8
     rgb_in = imaging.to_levels(picture.rgb, 65535.0) if deep else picture.rgb
     width, height = picture.size
-    stamp = recipe_png.Stamp(args, settings, seed, engine.weights.name, picture.size, picture.wire_bytes())
+    guide_pixels = guide.rgba8() if guide else None
+    stamp = recipe_png.Stamp(args, settings, seed, engine.weights.name, picture.size, picture.wire_bytes(),
+                             (args.guide.name, guide.size, guide_pixels.tobytes()) if guide else None)
     for warning in stamp.warnings(replayed) if replayed else []:
         print(f"warning: {warning}", file=sys.stderr)
     last = replayed.iteration if replayed else args.iterations
@@ -332,7 +334,7 @@ def dream(args: argparse.Namespace) -> int:
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     steps = engine.dream_rgb(rgb_in, settings, args.iterations, seed, args.max_size, bar.evaluation,
-                             guide_pixels=guide.rgba8() if guide else None)
+                             guide_pixels=guide_pixels)
     try:
         for index, loss, rgb in steps:
             name = f"{args.prefix}_at_iteration_{index}.png"

@@ -16,7 +16,7 @@ from wire import recipe
 from wire.recipe import Recipe, RecipeError
 
 # The dream options a recipe sets (argparse dests); typing one beside --recipe is a contradiction.
-RECIPE_OPTIONS = ("preset", "iterations", "seed", "max_size", "octaves", "octave_scale", "max_step")
+RECIPE_OPTIONS = ("preset", "iterations", "seed", "max_size", "octaves", "octave_scale", "max_step", "guide_size")
 
 
 def read(path: Path) -> Recipe:
@@ -44,6 +44,11 @@ def apply(args: argparse.Namespace, typed: set[str]) -> Recipe:
         raise RecipeError(f"--recipe sets the preset, its settings, the seed, the iterations and the maximum size; "
                           f"leave out {', '.join(clashes)}")
     settings(made)
+    if made.guide and args.guide is None:
+        raise RecipeError(f"the recipe was guided by {made.guide.get('name', 'an image')}: give that image with "
+                          "--guide")
+    if args.guide is not None and not made.guide:
+        raise RecipeError("the recipe's dream was not guided: leave out --guide")
     args.preset, args.iterations, args.seed, args.max_size = made.preset, made.iterations, made.seed, made.max_size
     if "weights" not in typed:
         args.weights = made.backend["weights"]
@@ -62,20 +67,27 @@ def settings(made: Recipe) -> Preset:
 
 class Stamp:
     """The recipe of each picture one `dream` run writes: `pixels` are the input's as the wire would carry them
-    (RGB or RGBA, 8- or 16-bit), the ones its digest is of."""
+    (RGB or RGBA, 8- or 16-bit), the ones its digest is of; `guide`, a guided dream's guide as sent (8-bit
+    RGBA) and its file's name."""
 
     def __init__(self, args: argparse.Namespace, settings: Preset, seed: int, weights: str, size: tuple[int, int],
-                 pixels: bytes) -> None:
+                 pixels: bytes, guide: tuple[str, tuple[int, int], bytes] | None = None) -> None:
         width, height = size
         self.pixels = pixels
+        self.guide = guide[2] if guide else None
+        guided = None
+        if guide:
+            name, (guide_width, guide_height), guide_pixels = guide
+            guided = {"width": guide_width, "height": guide_height, "name": name,
+                      "sha256": recipe.source_digest(guide_pixels)}
         self.recipe = Recipe(args.preset, settings.to_json(), seed, 1, args.iterations, args.max_size,
                              {"width": width, "height": height, "name": Path(args.input).name,
                               "sha256": recipe.source_digest(pixels)},
-                             {"server": __version__, "weights": weights, "model": "vgg16"})
+                             {"server": __version__, "weights": weights, "model": "vgg16"}, guided)
 
     def warnings(self, replayed: Recipe) -> list[str]:
         """Why dreaming this input on this backend with the `replayed` recipe may not give its picture."""
-        return replayed.warnings(self.recipe.backend, self.pixels)
+        return replayed.warnings(self.recipe.backend, self.pixels, self.guide)
 
     def text(self, iteration: int) -> dict[str, str]:
         """The PNG text chunk (name → JSON) with the recipe of that iteration (1-based)."""

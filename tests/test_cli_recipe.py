@@ -45,7 +45,8 @@ def test_every_png_carries_its_recipe(first_dream):
             "acid", seed, index + 1, 4, 0)
         assert parsed.settings == {"features": {"block4_conv1": 0.05, "block4_conv2": 0.01, "block4_conv3": 0.01},
                                    "continuity": 0.1, "dream_l2": 0.8, "jitter": 5.0, "octaves": 2,
-                                   "octave_scale": 1.5, "max_step": 0.0}
+                                   "octave_scale": 1.5, "max_step": 0.0, "guide_layers": [], "guide_size": 224}
+        assert "guide" not in written  # not a guided dream
         assert parsed.backend == {"server": __version__, "weights": "hed", "model": "vgg16"}
         pixels = np.asarray(Image.open(source)).tobytes()  # RGBA, as the wire would carry it
         assert parsed.source == {"width": 40, "height": 32, "name": "in.png", "sha256": recipe.source_digest(pixels)}
@@ -74,6 +75,26 @@ def test_a_recipe_on_another_picture_warns_and_dreams(first_dream):
     assert result.returncode == 0, result.stderr
     assert "warning: the picture is not the one the recipe was dreamt from (in.png, 40×32)" in result.stderr
     assert [path.name for path in folder.glob("other_*")] == ["other_at_iteration_0.png"]
+
+
+def test_a_guided_recipe_names_its_guide_and_dreams_again_with_it(tmp_path):
+    source, guide = tmp_path / "in.png", tmp_path / "guide.png"
+    Image.fromarray(structured_image(64, 48)).save(source)
+    Image.fromarray(structured_image(50, 40, channels=4, seed=5)).save(guide)
+    first = backend("dream", str(source), str(tmp_path / "first"), "--preset", "textures", "--iterations", "2",
+                    "--guide", str(guide), "--guide-size", "64", "--weights", "hed")
+    assert first.returncode == 0, first.stderr
+    made = tmp_path / "first_at_iteration_1.png"
+    written = recipe_in(made)
+    sent = np.asarray(Image.open(guide)).tobytes()  # RGBA, as the guide frame carries it
+    assert written["guide"] == {"width": 50, "height": 40, "name": "guide.png", "sha256": recipe.source_digest(sent)}
+    assert written["settings"]["guide_size"] == 64
+    unguided = backend("dream", str(source), str(tmp_path / "x"), "--recipe", str(made))
+    assert unguided.returncode == 1 and "guided by guide.png: give that image with --guide" in unguided.stderr
+    again = backend("dream", str(source), str(tmp_path / "again"), "--recipe", str(made), "--guide", str(guide))
+    assert again.returncode == 0, again.stderr
+    assert "warning" not in again.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "again_at_iteration_1.png")), np.asarray(Image.open(made)))
 
 
 def png_with_text(path: Path, text: str | None) -> Path:

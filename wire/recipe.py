@@ -34,20 +34,25 @@ class Recipe:
     max_size: int  # 0 = dreamt at full size
     source: dict[str, Any]  # width, height; what the writer knows besides (name, area, tattoo, sha256)
     backend: dict[str, Any]  # server (the backend's version) and weights
+    guide: dict[str, Any] | None = None  # a guided dream's guide, as `source` (width, height, name, sha256, …)
 
     def to_json(self) -> str:
         return json.dumps({"version": VERSION, "preset": self.preset, "settings": self.settings, "seed": self.seed,
                            "iteration": self.iteration, "iterations": self.iterations, "max_size": self.max_size,
-                           "source": self.source, "backend": self.backend}, allow_nan=False)
+                           "source": self.source, "backend": self.backend}
+                          | ({"guide": self.guide} if self.guide else {}), allow_nan=False)
 
-    def warnings(self, backend: dict[str, Any], pixels: bytes) -> list[str]:
-        """Why dreaming `pixels` (as the wire carries them) with this recipe on `backend` (a hello: server,
-        weights) may not give its picture; nothing when it will."""
+    def warnings(self, backend: dict[str, Any], pixels: bytes, guide: bytes | None = None) -> list[str]:
+        """Why dreaming `pixels` (and `guide`, as the wire carries them) with this recipe on `backend` (a hello:
+        server, weights) may not give its picture; nothing when it will."""
         found = [f"the recipe was dreamt with {key} {self.backend.get(key)!r}, here {backend.get(key)!r}"
                  for key in ("server", "weights") if self.backend.get(key) != backend.get(key)]
         if self.source.get("sha256") not in (None, source_digest(pixels)):
             found.append(f"the picture is not the one the recipe was dreamt from ({self.source.get('name', '?')}, "
                          f"{self.source['width']}×{self.source['height']}): the dream will differ")
+        if self.guide and guide is not None and self.guide.get("sha256") not in (None, source_digest(guide)):
+            found.append(f"the guide is not the one the recipe was guided by ({self.guide.get('name', '?')}): the "
+                         "dream will differ")
         return found
 
 
@@ -74,9 +79,11 @@ def parse(data: str | bytes) -> Recipe:
     if not isinstance(preset, str) or not preset:
         raise RecipeError('the recipe needs "preset": a preset name')
     iterations = _integer(fields, "iterations", 1, protocol.MAX_ITERATIONS)
+    guide = fields.get("guide")
     return Recipe(preset, _settings(fields.get("settings")), _integer(fields, "seed", 0),
                   _integer(fields, "iteration", 1, iterations), iterations, _integer(fields, "max_size", 0),
-                  _source(fields.get("source")), _backend(fields.get("backend")))
+                  _source(fields.get("source")), _backend(fields.get("backend")),
+                  None if guide is None else _source(guide, "guide"))
 
 
 def _reject_constant(name: str) -> None:
@@ -103,20 +110,21 @@ def _settings(settings: Any) -> dict[str, Any]:
         raise RecipeError(f"the recipe's settings: {exc.message}") from None
 
 
-def _source(source: Any) -> dict[str, Any]:
+def _source(source: Any, what: str = "source") -> dict[str, Any]:
+    """The recipe's source (or guide) image: width, height; name, tattoo, area, sha256 where the writer knew them."""
     if not isinstance(source, dict):
-        raise RecipeError('the recipe needs "source": {width, height, …}')
+        raise RecipeError(f'the recipe needs "{what}": {{width, height, …}}')
     for name in ("width", "height"):
         _integer(source, name, 1)
     area = source.get("area")
     if area is not None and not (isinstance(area, list) and len(area) == 4 and
                                  all(type(value) is int and value >= 0 for value in area) and min(area[2:]) > 0):
-        raise RecipeError(f'the recipe\'s source "area" must be [x, y, width, height], not {area!r}')
+        raise RecipeError(f'the recipe\'s {what} "area" must be [x, y, width, height], not {area!r}')
     if "tattoo" in source:
         _integer(source, "tattoo", 1)
     for name in ("name", "sha256"):
         if name in source and not isinstance(source[name], str):
-            raise RecipeError(f'the recipe\'s source "{name}" must be a string')
+            raise RecipeError(f'the recipe\'s {what} "{name}" must be a string')
     return source
 
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from backend.core.presets import BUILTIN_PRESETS
 from tests.conftest import ROOT, USER_PRESETS, structured_image
 from wire import recipe
 
@@ -43,7 +44,7 @@ def test_a_recipe_dreamt_again_gives_its_layer(backend):
         again, remade = dream(client, recipes.again(made), "again")
     assert first.state is session.State.DONE and isinstance(first.seed, int)
     assert first.settings == {**USER_PRESETS["tiny"], "jitter": 2.0, "octaves": 2, "octave_scale": 1.5,
-                              "max_step": 0.0}
+                              "max_step": 0.0, "guide_layers": [], "guide_size": 224}
     assert [json.loads(texts[number])["iteration"] for number in (1, 2, 3, 4)] == [1, 2, 3, 4]
     assert (made.preset, made.seed, made.iterations, made.settings) == ("tiny", first.seed, 4, first.settings)
     assert (made.source, made.backend) == (SOURCE, {"server": "0.1.0", "weights": "hed", "model": "vgg16"})
@@ -51,6 +52,16 @@ def test_a_recipe_dreamt_again_gives_its_layer(backend):
     assert again.state is session.State.DONE and again.error is None and again.schedule == 4
     assert [item.number for item in remade] == [2] and remade[0].pixels == kept[1].pixels
     assert kept[1].pixels not in (kept[0].pixels, kept[2].pixels)
+
+
+def test_a_guided_layers_recipe_names_its_guide():
+    guide = recipes.guide_record("Starry", 9, "painting.xcf", 30, 20, b"guide pixels")
+    stamp = recipes.Stamp(recipes.Plan("acid", 1, 1, 3, 0), SOURCE, HELLO, guide)
+    settings = BUILTIN_PRESETS["acid"].to_json()
+    made = recipe.parse(stamp.text(SimpleNamespace(seed=3, settings=settings, schedule=1), 1))
+    assert made.guide == {"width": 30, "height": 20, "name": "Starry", "tattoo": 9, "image": "painting.xcf",
+                          "sha256": recipe.source_digest(b"guide pixels")}
+    assert "'Starry' of 'painting.xcf': open that image" in recipes.missing_guide(made)
 
 
 def test_no_recipe_without_the_backends_settings():

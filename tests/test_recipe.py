@@ -36,6 +36,21 @@ def test_what_may_make_a_dream_differ():
     assert recipe.parse(json.dumps(fields())).warnings({"server": "0.1.0", "weights": "hed"}, b"abd") == []
 
 
+def test_a_guided_recipe_names_its_guide_and_tells_another_apart():
+    guide = {"width": 30, "height": 20, "name": "Starry", "tattoo": 7, "image": "painting.xcf",
+             "sha256": recipe.source_digest(b"guide")}
+    read = recipe.parse(json.dumps(fields(guide=guide)))
+    assert read.guide == guide and json.loads(read.to_json())["guide"] == guide
+    hello = {"server": "0.1.0", "weights": "hed"}
+    assert read.warnings(hello, b"abc", b"guide") == []
+    assert read.warnings(hello, b"abc", b"other") == [
+        "the guide is not the one the recipe was guided by (Starry): the dream will differ"]
+    with pytest.raises(recipe.RecipeError, match='the recipe\'s guide "name" must be a string'):
+        recipe.parse(json.dumps(fields(guide=guide | {"name": 3})))
+    with pytest.raises(recipe.RecipeError, match='the recipe needs "guide"'):
+        recipe.parse(json.dumps(fields(guide="starry.png")))
+
+
 def test_fields_a_later_version_adds_are_ignored():
     assert recipe.parse(json.dumps(fields(note="made on a Tuesday"))).preset == "eyes"
 

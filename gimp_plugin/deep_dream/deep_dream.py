@@ -190,9 +190,8 @@ def dream(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, 
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
     plan = recipes.Plan(preset, iterations, config.get_property("keep-every"), config.get_property("seed") or None,
                         config.get_property("max-size"), params)
-    guide = guide_layer.read_guide(config.get_property(guide_layer.ARGUMENT), Gegl)
     return dream_area(procedure, image, source, (x, y, width, height), plan, config.get_property("endpoint"),
-                      ui_mode, guide=guide)
+                      ui_mode, guided=guide_of(config.get_property(guide_layer.ARGUMENT)))
 
 
 def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
@@ -208,6 +207,7 @@ def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
         if source is None or drawable_problem([source]):
             raise RecipeError(recipes.missing_source(made))
         area = recipes.source_area(made, source.get_width(), source.get_height())
+        guided = find_guide(made) if made.guide else None
     except RecipeError as exc:
         return finish(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
     ui_mode = run_mode != Gimp.RunMode.NONINTERACTIVE
@@ -217,15 +217,39 @@ def dream_again(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
 
         GimpUi.init("deep_dream")
     return dream_area(procedure, image, source, area, recipes.again(made), config.get_property("endpoint"), ui_mode,
-                      made)
+                      made, guided)
+
+
+Guided = tuple[guide_layer.Guide, dict]  # the guide's pixels as sent, and what a recipe says of it
+
+
+def guide_of(layer: Gimp.Layer | None) -> Guided | None:
+    """A guide layer's pixels (guide_layer.read_guide) and its recipe record; None for no guide."""
+    guide = guide_layer.read_guide(layer, Gegl)
+    if guide is None:
+        return None
+    pixels, width, height, _ = guide
+    return guide, recipes.guide_record(layer.get_name(), layer.get_tattoo(), layer.get_image().get_name(), width,
+                                       height, pixels)
+
+
+def find_guide(made: recipes.Recipe) -> Guided:
+    """The layer a recipe was guided by, in any open image (found by its tattoo, checked by its pixels)."""
+    for candidate in Gimp.get_images():
+        layer = candidate.get_layer_by_tattoo(made.guide.get("tattoo", 0)) if made.guide.get("tattoo") else None
+        if layer is not None and drawable_problem([layer]) is None:
+            guided = guide_of(layer)
+            if guided is not None and guided[1]["sha256"] == made.guide.get("sha256"):
+                return guided
+    raise RecipeError(recipes.missing_guide(made))
 
 
 def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawable,
                area: tuple[int, int, int, int], plan: recipes.Plan, endpoint: str, ui_mode: bool,
-               replayed: recipes.Recipe | None = None, guide: guide_layer.Guide | None = None) -> Gimp.ValueArray:
+               replayed: recipes.Recipe | None = None, guided: Guided | None = None) -> Gimp.ValueArray:
     """Dream `area` of the layer (x, y, width, height in it) as `plan` says; each kept
     iteration becomes a layer carrying its recipe. `replayed`: the recipe dreamt again, checked against this
-    backend and source. `guide`: the pixels of a guide layer (read_guide), or None."""
+    backend and source. `guided`: a guide layer's pixels and record (guide_of), or None."""
     try:  # without pyzmq the client falls back to wire/zmtp.py: only missing files of ours fail here
         import launcher
         import session
@@ -250,7 +274,8 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
             pixels = read_pixels(source, (x, y, width, height), channels, sample_format)
             dreamt = recipes.source_record(source.get_name(), source.get_tattoo(),
                                            (source.get_width(), source.get_height()), (x, y, width, height), pixels)
-            stamp = recipes.Stamp(plan, dreamt, hello)
+            guide, guide_record = guided or (None, None)
+            stamp = recipes.Stamp(plan, dreamt, hello, guide_record)
             for warning in replayed.warnings(hello, pixels) if replayed else []:
                 Gimp.message(f"{TITLE} Again: {warning}")
             speed = hello.get("speed")

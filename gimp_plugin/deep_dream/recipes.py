@@ -75,12 +75,27 @@ def source_record(name: str, tattoo: int, size: tuple[int, int], area: tuple[int
             "sha256": recipe.source_digest(pixels)}
 
 
+def guide_record(name: str, tattoo: int, image: str, width: int, height: int, pixels: bytes) -> dict[str, Any]:
+    """What a recipe says of its guide layer: its name and tattoo, its image's name, its size and the digest of
+    the pixels sent (guide_layer.read_guide's)."""
+    return {"width": width, "height": height, "name": name, "tattoo": tattoo, "image": image,
+            "sha256": recipe.source_digest(pixels)}
+
+
+def missing_guide(made: Recipe) -> str:
+    guide = made.guide or {}
+    return (f"the recipe was guided by the layer {guide.get('name', '?')!r} of {guide.get('image', '?')!r}: open "
+            "that image, with the layer as it was, and try again")
+
+
 class Stamp:
     """The recipe of each layer one run makes."""
 
-    def __init__(self, plan: Plan, source: dict[str, Any], hello: dict[str, Any]) -> None:
+    def __init__(self, plan: Plan, source: dict[str, Any], hello: dict[str, Any],
+                 guide: dict[str, Any] | None = None) -> None:
         self.plan = plan
         self.source = source
+        self.guide = guide
         self.backend = {key: str(hello.get(key)) for key in ("server", "weights", "model")}
 
     def text(self, job: DreamSession, number: int) -> str | None:
@@ -89,7 +104,7 @@ class Stamp:
         if job.seed is None or job.settings is None:
             return None
         text = Recipe(self.plan.preset, job.settings, job.seed, number, job.schedule, self.plan.max_size,
-                      self.source, self.backend).to_json()
+                      self.source, self.backend, self.guide).to_json()
         try:
             recipe.parse(text)
         except RecipeError:

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import choices
 import frames
 import gi
 import precision
-import session
 from gi.repository import Gimp, GObject
 
 from wire import protocol
+
+if TYPE_CHECKING:
+    from session import Kept
+
+    from wire.client import Client
 
 PROCEDURE = "python-fu-deep-dream-animation"
 TITLE = "Deep Dream Animation"
@@ -114,10 +118,6 @@ def animate(plugin: ModuleType, procedure: Gimp.Procedure, run_mode: Gimp.RunMod
     setting = config.get_property
     endpoint = setting("endpoint")
 
-    import launcher
-
-    from wire.client import TRANSPORT_ERRORS, BackendError, Client
-
     found, x, y, width, height = source.mask_intersect()
     if not found:
         return plugin.finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
@@ -125,35 +125,16 @@ def animate(plugin: ModuleType, procedure: Gimp.Procedure, run_mode: Gimp.RunMod
     channels = 4 if source.has_alpha() else 3
     pixels = plugin.read_pixels(source, (x, y, width, height), channels, protocol.U8)  # frames are 8-bit
     result = FramesImage(plugin, source, width, height, setting("frame-ms"), show=ui_mode)
+
+    def start(client: Client, hello: dict) -> tuple[frames.AnimationSession, Callable[[Kept], object]]:
+        job = frames.AnimationSession(client, uuid.uuid4().hex, setting("frames"), setting("iterations"))
+        job.submit_animation(pixels, width, height, channels, setting("preset"), setting("seed") or None,
+                             setting("max-size"), zoom=setting("zoom"), rotate=setting("rotate"),
+                             pan=(setting("pan-x"), setting("pan-y")), blend=setting("blend"))
+        return job, result.add
+
     progress = plugin.ProgressWindow() if ui_mode else plugin.StatusProgress()
-    status, message = Gimp.PDBStatusType.SUCCESS, None
-    try:
-        with Client(endpoint) as client:
-            progress.status(f"Connecting to the backend at {endpoint}…")
-            launcher.connect(client, Path(plugin.PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status, progress.pause)
-            job = frames.AnimationSession(client, uuid.uuid4().hex, setting("frames"), setting("iterations"))
-            job.submit_animation(pixels, width, height, channels, setting("preset"), setting("seed") or None,
-                                 setting("max-size"), zoom=setting("zoom"), rotate=setting("rotate"),
-                                 pan=(setting("pan-x"), setting("pan-y")), blend=setting("blend"))
-            while not job.finished:
-                for kept in job.poll(plugin.POLL_S):
-                    result.add(kept)
-                progress.update(job.progress)
-                if progress.stop_requested:
-                    job.stop()
-            if job.state is session.State.CANCELLED:
-                status = Gimp.PDBStatusType.CANCEL
-            elif job.state is session.State.FAILED:
-                status, message = Gimp.PDBStatusType.EXECUTION_ERROR, job.error
-    except launcher.Stopped:
-        status = Gimp.PDBStatusType.CANCEL
-    except (BackendError, launcher.LaunchError) as exc:
-        status, message = Gimp.PDBStatusType.EXECUTION_ERROR, str(exc)
-    except TRANSPORT_ERRORS as exc:
-        status, message = Gimp.PDBStatusType.EXECUTION_ERROR, f"cannot use the endpoint {endpoint!r}: {exc}"
-    finally:
-        result.close()
-        progress.close()
+    status, message = plugin.talk(endpoint, progress, start, result.close)
     values = plugin.finish(procedure, status, message)
     if status == Gimp.PDBStatusType.SUCCESS:  # scripts get the image of frames (GIMP's palette-offset does so)
         values.remove(1)
@@ -174,7 +155,7 @@ class FramesImage:
         self.show = show
         self.image: Gimp.Image | None = None
 
-    def add(self, kept: session.Kept) -> None:
+    def add(self, kept: Kept) -> None:
         if self.image is None:
             self.image = Gimp.Image.new(self.width, self.height, self.base_type)
             self.image.undo_disable()  # its history starts with the finished animation

@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -40,8 +41,10 @@ import recipes  # noqa: E402
 from wire import protocol  # noqa: E402  (standard library only)
 from wire.recipe import RecipeError  # noqa: E402
 
-if TYPE_CHECKING:  # annotations only: session is imported in dream()
-    from session import Kept, Progress
+if TYPE_CHECKING:  # annotations only: session and the client are imported when a run needs them
+    from session import DreamSession, Kept, Progress
+
+    from wire.client import Client
 
 PROCEDURE = "python-fu-deep-dream"
 AGAIN = "python-fu-deep-dream-again"
@@ -251,10 +254,7 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
     iteration becomes a layer carrying its recipe. `replayed`: the recipe dreamt again, checked against this
     backend and source. `guided`: a guide layer's pixels and record (guide_of), or None."""
     try:  # without pyzmq the client falls back to wire/zmtp.py: only missing files of ours fail here
-        import launcher
         import session
-
-        from wire.client import TRANSPORT_ERRORS, BackendError, Client
     except ImportError as exc:
         return finish(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                       f"Deep Dream's plug-in files are incomplete ({exc}): run install.py again")
@@ -262,36 +262,57 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
     x, y, width, height = area
     channels = 4 if source.has_alpha() else 3
     result = Result(image, source, (x, y, width, height), plan.preset)
-    progress = ProgressWindow() if ui_mode else StatusProgress()
+    guide, guide_record = guided or (None, None)
+
+    def start(client: Client, hello: dict) -> tuple[DreamSession, Callable[[Kept], object]]:
+        # The layer at its own precision (8-bit, 16-bit or float), if this backend takes it.
+        sample_format = precision.wire_format(image.get_precision().value_nick, hello.get("formats"))
+        pixels = read_pixels(source, (x, y, width, height), channels, sample_format)
+        dreamt = recipes.source_record(source.get_name(), source.get_tattoo(),
+                                       (source.get_width(), source.get_height()), (x, y, width, height), pixels)
+        stamp = recipes.Stamp(plan, dreamt, hello, guide_record)
+        for warning in replayed.warnings(hello, pixels, guide and guide[0]) if replayed else []:
+            Gimp.message(f"{TITLE} Again: {warning}")
+        speed = hello.get("speed")
+        estimate.save_speed(speed)  # for the next dialog, before a backend runs
+        octaves, scale = choices.effective_octaves(choices.preset_info(client.presets().get(plan.preset)),
+                                                   plan.params)
+        expected = estimate.Estimate.of(width, height, plan.max_size, octaves, scale, plan.iterations, speed)
+        time_left = session.TimeLeft(plan.iterations, evaluations_per_iteration=expected.evaluations_per_iteration,
+                                     estimate=expected.seconds, weights=expected.megapixels)
+        job = session.DreamSession(client, uuid.uuid4().hex, plan.iterations, plan.keep_every, time_left=time_left)
+        job.submit(pixels, width, height, channels, plan.preset, plan.seed, plan.max_size, plan.params,
+                   plan.schedule, sample_format=sample_format, guide=guide)
+        return job, lambda kept: attach_recipe(result.add(kept), stamp.text(job, kept.number))
+
+    status, message = talk(endpoint, ProgressWindow() if ui_mode else StatusProgress(), start, result.close)
+    return finish(procedure, status, message)
+
+
+Start = Callable[["Client", dict], tuple["DreamSession", Callable[["Kept"], object]]]
+
+
+def talk(endpoint: str, progress: ProgressWindow | StatusProgress, start: Start,
+         close: Callable[[], None]) -> tuple[Gimp.PDBStatusType, str | None]:
+    """Connect to the backend (starting it if need be), `start` a job with the client and the backend's hello
+    (it gives the job and what to do with each kept result), follow the job to its end with progress and Stop,
+    then `close` the result and the progress: the status and message the procedure returns. Dreams and
+    animations alike."""
+    import launcher
+    import session
+
+    from wire.client import TRANSPORT_ERRORS, BackendError, Client
+
     status, message = Gimp.PDBStatusType.SUCCESS, None
     try:
         with Client(endpoint) as client:
             progress.status(f"Connecting to the backend at {endpoint}…")
             hello = launcher.connect(client, Path(PLUGIN_DIR, launcher.LAUNCH_FILE), progress.status,
                                      progress.pause).hello
-            # The layer at its own precision (8-bit, 16-bit or float), if this backend takes it.
-            sample_format = precision.wire_format(image.get_precision().value_nick, hello.get("formats"))
-            pixels = read_pixels(source, (x, y, width, height), channels, sample_format)
-            dreamt = recipes.source_record(source.get_name(), source.get_tattoo(),
-                                           (source.get_width(), source.get_height()), (x, y, width, height), pixels)
-            guide, guide_record = guided or (None, None)
-            stamp = recipes.Stamp(plan, dreamt, hello, guide_record)
-            for warning in replayed.warnings(hello, pixels) if replayed else []:
-                Gimp.message(f"{TITLE} Again: {warning}")
-            speed = hello.get("speed")
-            estimate.save_speed(speed)  # for the next dialog, before a backend runs
-            octaves, scale = choices.effective_octaves(choices.preset_info(client.presets().get(plan.preset)),
-                                                       plan.params)
-            expected = estimate.Estimate.of(width, height, plan.max_size, octaves, scale, plan.iterations, speed)
-            time_left = session.TimeLeft(plan.iterations, evaluations_per_iteration=expected.evaluations_per_iteration,
-                                         estimate=expected.seconds, weights=expected.megapixels)
-            job = session.DreamSession(client, uuid.uuid4().hex, plan.iterations, plan.keep_every,
-                                       time_left=time_left)
-            job.submit(pixels, width, height, channels, plan.preset, plan.seed, plan.max_size, plan.params,
-                       plan.schedule, sample_format=sample_format, guide=guide)
+            job, add = start(client, hello)
             while not job.finished:
                 for kept in job.poll(POLL_S):
-                    attach_recipe(result.add(kept), stamp.text(job, kept.number))
+                    add(kept)
                 progress.update(job.progress)
                 if progress.stop_requested:
                     job.stop()
@@ -306,9 +327,9 @@ def dream_area(procedure: Gimp.Procedure, image: Gimp.Image, source: Gimp.Drawab
     except TRANSPORT_ERRORS as exc:
         status, message = Gimp.PDBStatusType.EXECUTION_ERROR, f"cannot use the endpoint {endpoint!r}: {exc}"
     finally:
-        result.close()
+        close()
         progress.close()
-    return finish(procedure, status, message)
+    return status, message
 
 
 def drawable_problem(drawables: list[Gimp.Drawable]) -> str | None:

@@ -123,7 +123,8 @@ def test_accepted_tells_the_settings_used_and_they_dream_the_same_again(backend)
         dream(client, "again", preset="acid", params=accepted["settings"], seed=accepted["seed"], iterations=3)
         again = events_until_end(client, "again")
     assert accepted["settings"] == {"features": {"block2_conv1": 0.05}, "continuity": 0.1, "dream_l2": 0.02,
-                                    "jitter": 3.0, "octaves": 2, "octave_scale": 1.5, "max_step": 0.0}
+                                    "jitter": 3.0, "octaves": 2, "octave_scale": 1.5, "max_step": 0.0,
+                                    "guide_layers": [], "guide_size": 224}
     assert again[0][0]["settings"] == accepted["settings"]
     pictures = [[pixels for header, pixels in events if header["type"] == "iteration"] for events in (first, again)]
     assert len(pictures[0]) == 3 and pictures[0] == pictures[1]

@@ -243,6 +243,11 @@ def test_fuzz(fuzzed):
     with fuzzed.client() as client:
         dream(client, "warm", width=SIDE, height=SIDE, iterations=1, params={"features": {"block1_conv1": 0.05}})
         assert events_until_end(client, "warm")[-1][0]["type"] == "done"  # block1_conv1 traced before measuring
+        # The largest guide a request may ask for takes its features at MAX_GUIDE_SIZE: a few hundred MB that the
+        # allocator keeps. Reached once before measuring, so what grows after is what the messages leak.
+        dream(client, "warm-guided", width=SIDE, height=SIDE, iterations=1, guide=(PIXELS, SIDE, SIDE, 3),
+              params={"features": {"block1_conv1": 0.05}, "guide_size": protocol.MAX_GUIDE_SIZE})
+        assert events_until_end(client, "warm-guided")[-1][0]["type"] == "done"
         before = memory(fuzzed.process.pid)
         fuzzer = Fuzzer(client, rng)
         started = time.monotonic()

@@ -1,8 +1,9 @@
 """Deep Dream Animation in a real GIMP 3 against a real backend: the frames become layers of a new image, and
 GIMP's own GIF and WebP exporters make an animation of them with the timing in the layers' names.
 
-One GIMP start runs tests/gimp/batch_animation.py (fed to python-fu-eval on stdin); the files it exports are
-read here with Pillow. On GIMP 3.0 and 3.2, through the fixtures of tests/gimp/conftest.py.
+One GIMP start per version (3.0 and 3.2, see conftest.py) runs tests/gimp/batch_animation.py, between
+batch_scenarios.py's helpers and runner (conftest.with_scenario_helpers); the files it exports are read here
+with Pillow.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from PIL import Image
 
 from backend.core.animation import Motion, warp
+from tests.gimp.conftest import with_scenario_helpers
 
 BATCH = Path(__file__).with_name("batch_animation.py")
 FRAMES = 4
@@ -28,7 +30,7 @@ MOTION = Motion(zoom=1.15, rotate=6.0, pan=(1.0, -1.0))  # what batch_animation.
 @pytest.fixture(scope="module")
 def animation_run(run_batch) -> dict[str, Any]:
     """One GIMP run of batch_animation.py (per version): its report, its output and its folder (the exports)."""
-    run = run_batch(BATCH, {"frames": FRAMES, "frame_ms": FRAME_MS})
+    run = run_batch(with_scenario_helpers(BATCH), {"frames": FRAMES, "frame_ms": FRAME_MS})
     return {"report": run.report, "work": run.work, "output": run.output}
 
 

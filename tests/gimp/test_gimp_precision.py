@@ -1,11 +1,11 @@
 """Every precision in a real GIMP 3: 16-bit and float layers are dreamt at their own precision and their
 result layers hold values off the 8-bit grid; 8-bit layers behave as before; grey stays grey.
 
-One GIMP start runs tests/gimp/batch_precision.py, which dreams a smooth gradient image of each precision
-and reports the pixels the plug-in read and the result layers' pixels. Each test here dreams those same
-pixels with the same seed on the same backend, over the wire, and compares: the layers must hold exactly
-(u8, u16) or within float rounding (float, whose layer is linear) what the backend dreamt. On GIMP 3.0 and 3.2,
-through the fixtures of tests/gimp/conftest.py.
+One GIMP start per version (3.0 and 3.2, see conftest.py) runs tests/gimp/batch_precision.py (between
+batch_scenarios.py's helpers and runner: conftest.with_scenario_helpers), which dreams a smooth gradient image of
+each precision and reports the pixels the plug-in read and the result layers' pixels. Each test here dreams those
+same pixels with the same seed on the same backend, over the wire, and compares: the layers must hold exactly
+(u8, u16) or within float rounding (float, whose layer is linear) what the backend dreamt.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.gimp.conftest import with_scenario_helpers
 from wire import protocol
 
 BATCH = Path(__file__).with_name("batch_precision.py")
@@ -29,7 +30,7 @@ DTYPES = {"u8": np.uint8, "u16": "<u2", "f32": "<f4"}
 @pytest.fixture(scope="module")
 def precision_run(run_batch, gimp_backend) -> dict[str, Any]:
     """One GIMP run of batch_precision.py (per version), and the backend the plug-in dreamt with."""
-    run = run_batch(BATCH)
+    run = run_batch(with_scenario_helpers(BATCH))
     return {"report": run.report, "output": run.output, "backend": gimp_backend}
 
 

@@ -145,8 +145,9 @@ def batch_failed(work: Path) -> bool:
     return log.exists() and "batch command experienced" in log.read_text(errors="replace")
 
 
-def capture(display: int, inside: str, name: str) -> None:
-    subprocess.run([str(TOOL), "run", "--", "sh", "-c",
+def capture(display: int, inside: str, name: str, gimp: str = "3.0") -> None:
+    """The whole screen into `inside`/name, a PNG, in the root of that GIMP version."""
+    subprocess.run([str(TOOL), "--gimp", gimp, "run", "--", "sh", "-c",
                     f"DISPLAY=:{display} xdotool mousemove --sync {POINTER_REST[0]} {POINTER_REST[1]} && sleep 1 && "
                     f"xwd -root -silent -display :{display} | xwdtopnm 2>/dev/null | pnmtopng > {inside}/{name}"],
                    check=True)

@@ -1,46 +1,18 @@
-"""Runs INSIDE GIMP 3 (gimp-console's python-fu-eval, fed on stdin): the scenarios of test_gimp_animation.py.
+"""Runs INSIDE GIMP 3 between the helpers of batch_scenarios.py and its runner, which runs these SCENARIOS
+(conftest.with_scenario_helpers): the scenarios of test_gimp_animation.py.
 
 Calls python-fu-deep-dream-animation non-interactively, then exports the image of frames it made with GIMP's
-own GIF and WebP exporters ("as animation"), and writes what it finds to a JSON report for the pytest side.
-The settings come from the JSON file named by $DD_TEST_CONFIG (paths inside the chroot).
+own GIF and WebP exporters ("as animation"), and reports what it finds.
 """
+# ruff: noqa: F821  (Gimp, Gegl, new_layer, … come from the helpers run before this file)
 
-import base64
-import json
-import os
-import traceback
-
-import gi
-
-gi.require_version("Gimp", "3.0")
-gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, Gio  # noqa: E402
-
-PROCEDURE = "python-fu-deep-dream-animation"
-CONFIG = json.loads(open(os.environ["DD_TEST_CONFIG"]).read())
-OUT = CONFIG["out"]
+ANIMATION = "python-fu-deep-dream-animation"
 WIDTH, HEIGHT = 48, 40
-
-
-def structured_layer(image, name):
-    """Gradients, stripes and deterministic noise, so that a frame moved the wrong way shows."""
-    data = bytearray()
-    for y in range(HEIGHT):
-        for x in range(WIDTH):
-            noise = (x * 37 + y * 91) % 41 - 20
-            values = (x * 255 // (WIDTH - 1), y * 255 // (HEIGHT - 1), ((x // 4 + y // 6) % 2) * 200)
-            data += bytes(min(255, max(0, value + noise)) for value in values)
-    layer = Gimp.Layer.new(image, name, WIDTH, HEIGHT, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(layer, None, 0)
-    buffer = layer.get_buffer()
-    buffer.set(Gegl.Rectangle.new(0, 0, WIDTH, HEIGHT), "R'G'B' u8", bytes(data))
-    buffer.flush()
-    return layer
 
 
 def animate(image, drawables, **arguments):
     """Run the procedure non-interactively; (status nick, error message or the image returned)."""
-    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    procedure = Gimp.get_pdb().lookup_procedure(ANIMATION)
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
@@ -71,7 +43,7 @@ def export(image, name, procedure_name, **arguments):
 
 def frames():
     image = Gimp.Image.new(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB)
-    source = structured_layer(image, "source")
+    source = new_layer(image, "source", WIDTH, HEIGHT, 3)
     before = {item.get_id() for item in Gimp.get_images()}
     status, returned = animate(image, [source], preset="tiny", frames=CONFIG["frames"], iterations=1, zoom=1.15,
                               rotate=6.0, **{"pan-x": 1.0, "pan-y": -1.0, "frame-ms": CONFIG["frame_ms"], "seed": 5})
@@ -100,7 +72,7 @@ def frames():
 
 
 def registration():
-    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    procedure = Gimp.get_pdb().lookup_procedure(ANIMATION)
     return {"label": procedure.get_menu_label(), "paths": list(procedure.get_menu_paths()),
             "arguments": [spec.name for spec in procedure.get_arguments()],
             "returns": [spec.name for spec in procedure.get_return_values()]}
@@ -108,7 +80,7 @@ def registration():
 
 def two_layers():
     image = Gimp.Image.new(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB)
-    layers = [structured_layer(image, "a"), structured_layer(image, "b")]
+    layers = [new_layer(image, name, WIDTH, HEIGHT, 3) for name in ("a", "b")]
     before = len(Gimp.get_images())
     status, message = animate(image, layers, preset="tiny", frames=2, iterations=1)
     result = {"status": status, "message": message, "new_images": len(Gimp.get_images()) - before}
@@ -116,12 +88,4 @@ def two_layers():
     return result
 
 
-report = {"gimp": Gimp.version(), "scenarios": {}}
-for scenario_name, scenario in {"registration": registration, "frames": frames, "two_layers": two_layers}.items():
-    try:
-        report["scenarios"][scenario_name] = scenario()
-    except Exception:
-        report["scenarios"][scenario_name] = {"exception": traceback.format_exc()}
-    print(f"scenario {scenario_name}: done", flush=True)
-with open(os.path.join(OUT, "report.json"), "w") as handle:
-    json.dump(report, handle)
+SCENARIOS = {"registration": registration, "frames": frames, "two_layers": two_layers}

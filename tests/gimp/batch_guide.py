@@ -1,7 +1,7 @@
-"""Runs INSIDE GIMP 3, after the helpers of batch_scenarios.py (test_gimp_guide.py feeds both on stdin):
-guided dreams, the guide a layer of a second open image.
+"""Runs INSIDE GIMP 3 between the helpers of batch_scenarios.py and its runner, which runs these SCENARIOS
+(conftest.with_scenario_helpers): guided dreams, the guide a layer of a second open image.
 
-Writes guide_report.json: statuses, messages, the "guide" argument's spec and the dreamt pixels.
+Reports statuses, messages, the "guide" argument's spec and the dreamt pixels.
 """
 # ruff: noqa: F821  (Gimp, dream, new_layer, … are batch_scenarios.py's, defined before this runs)
 
@@ -29,8 +29,4 @@ def guided():
     return result
 
 
-with open(os.path.join(OUT, "guide_report.json"), "w") as handle:
-    try:
-        json.dump({"gimp": Gimp.version(), "guided": guided()}, handle)
-    except Exception:
-        json.dump({"exception": traceback.format_exc()}, handle)
+SCENARIOS = {"guided": guided}

@@ -1,27 +1,15 @@
-"""Runs INSIDE GIMP 3 (gimp-console's python-fu-eval, fed on stdin): the scenarios of test_gimp_precision.py.
+"""Runs INSIDE GIMP 3 between the helpers of batch_scenarios.py and its runner, which runs these SCENARIOS
+(conftest.with_scenario_helpers): the scenarios of test_gimp_precision.py.
 
 Images of each precision (8-bit, 16-bit, 32-bit float; RGB and grey) with smooth gradients are dreamt with
 python-fu-deep-dream non-interactively; the report holds the source's and the result layers' raw pixels (base64)
 in the format the plug-in sends them in, so the pytest side can dream the same pixels itself and compare.
-The settings come from the JSON file named by $DD_TEST_CONFIG (paths inside the chroot).
 """
+# ruff: noqa: F821  (Gimp, Gegl, dream, group_of, … come from the helpers run before this file)
 
-import base64
-import json
-import os
 import struct
 import sys
-import time
-import traceback
 
-import gi
-
-gi.require_version("Gimp", "3.0")
-gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp  # noqa: E402
-
-PROCEDURE = "python-fu-deep-dream"
-CONFIG = json.loads(open(os.environ["DD_TEST_CONFIG"]).read())
 WIDTH, HEIGHT = 48, 40
 DREAM = {"preset": "tiny", "iterations": 2, "seed": 11}  # the pytest side dreams the same
 
@@ -49,9 +37,9 @@ def f32(values):
     return struct.pack(f"={len(values)}f", *values)
 
 
-def dump(drawable, format_name):
-    rectangle = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
-    data = drawable.get_buffer().get(rectangle, 1.0, format_name, Gegl.AbyssPolicy.NONE)
+def little_endian(drawable, format_name):
+    """dump(drawable, format_name), as the wire has it: little-endian."""
+    data = base64.b64decode(dump(drawable, format_name))
     if sys.byteorder == "big" and not format_name.endswith("u8"):  # the report, like the wire, is little-endian
         import array
 
@@ -72,28 +60,18 @@ def dream_image(base_type, precision, format_name, pixels):
     buffer = layer.get_buffer()
     buffer.set(Gegl.Rectangle.new(0, 0, WIDTH, HEIGHT), format_name, pixels)
     buffer.flush()
-    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
-    config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", [layer])
-    config.set_property("endpoint", CONFIG["endpoint"])
-    for name, value in DREAM.items():
-        config.set_property(name, value)
-    started = time.monotonic()
-    result = procedure.run(config)
-    status = result.index(0)
-    group = next(item for item in image.get_layers() if item.is_group_layer())
+    status, message, seconds = dream(image, [layer], **DREAM)
+    group = group_of(image)
     wire_format = "R'G'B'A " + format_name.split(" ")[1]  # as the plug-in reads it, from grey layers too
     report = {
-        "status": status.value_nick,
-        "message": result.index(1) if status != Gimp.PDBStatusType.SUCCESS else None,
-        "seconds": round(time.monotonic() - started, 2),
+        "status": status,
+        "message": message,
+        "seconds": seconds,
         "precision": image.get_precision().value_nick,
         "base_type": image.get_base_type().value_nick,
-        "sent_as": dump(layer, wire_format),  # what the plug-in reads and sends
-        "layers": [{"type": child.type().value_nick, "precision": dump(child, format_name),
-                    "rgba": dump(child, wire_format)} for child in group.get_children()],  # newest first
+        "sent_as": little_endian(layer, wire_format),  # what the plug-in reads and sends
+        "layers": [{"type": child.type().value_nick, "precision": little_endian(child, format_name),
+                    "rgba": little_endian(child, wire_format)} for child in group.get_children()],  # newest first
     }
     image.delete()
     return report
@@ -109,13 +87,3 @@ SCENARIOS = {
     "grey_u16": lambda: dream_image(Gimp.ImageBaseType.GRAY, Gimp.Precision.U16_NON_LINEAR, "Y'A u16",
                                     gradient(2, u16)),
 }
-
-report = {"gimp": Gimp.version(), "scenarios": {}}
-for scenario_name, scenario in SCENARIOS.items():
-    try:
-        report["scenarios"][scenario_name] = scenario()
-    except Exception:
-        report["scenarios"][scenario_name] = {"exception": traceback.format_exc()}
-    print(f"scenario {scenario_name}: done", flush=True)
-with open(os.path.join(CONFIG["out"], "report.json"), "w") as handle:
-    json.dump(report, handle)

@@ -1,5 +1,5 @@
 """Runs INSIDE GIMP 3 between the helpers of batch_scenarios.py and its runner, which runs these SCENARIOS
-(test_gimp_recipe.py feeds the three on stdin): every scenario of test_gimp_recipe.py. Dreams with
+(conftest.with_scenario_helpers): every scenario of test_gimp_recipe.py. Dreams with
 python-fu-deep-dream, saves and reloads the XCF, reads each result layer's `deep-dream` parasite, runs
 python-fu-deep-dream-again on result layers, and reports what it finds (statuses, messages, recipes, tattoos,
 raw pixels in base64); the pytest side judges it.
@@ -27,7 +27,7 @@ def results(image):
     """Every Deep Dream group, top first: its layers' names, recipes (text), parasite flags and pixels."""
     groups = []
     for group in image.get_layers():
-        if not (group.is_group_layer() and group.get_name().startswith("Deep Dream")):
+        if not (group.is_group_layer() and group.get_name().startswith("Dream: ")):
             continue
         layers = []
         for layer in group.get_children():

@@ -33,6 +33,9 @@ import pytest
 from tests.conftest import ROOT, BackendProcess
 
 TOOL = ROOT / "tools" / "gimp3_root.sh"
+SCENARIOS_BATCH = Path(__file__).with_name("batch_scenarios.py")
+HELPERS_END = "\n# ---- scenarios"  # batch_scenarios.py's helpers come before this line,
+RUNNER = '\nreport = {"gimp"'  # and from here on it runs SCENARIOS and writes the report
 GIMP_VERSIONS = ("3.0", "3.2")
 ENSURE_TIMEOUT_S = 1800  # a first build of a root takes minutes
 GIMP_TIMEOUT_S = 600
@@ -108,6 +111,15 @@ def install_plugin(profile: Path) -> None:
     """The plug-in, installed by install.py into a throw-away GIMP profile."""
     subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(profile), "--skip-backend", "--no-dream"],
                    check=True, capture_output=True, cwd=ROOT)
+
+
+def with_scenario_helpers(script: Path) -> str:
+    """A batch script that defines only SCENARIOS ({name: function returning a JSON-able result}), placed
+    between batch_scenarios.py's helpers (dream, new_layer, dump, tree, …) and its runner, which runs them and
+    writes out/report.json: {"gimp": version, "scenarios": {name: result, or {"exception": traceback}}}."""
+    shared = SCENARIOS_BATCH.read_text()
+    assert HELPERS_END in shared and RUNNER in shared, f"{SCENARIOS_BATCH.name}'s helpers or runner have moved"
+    return shared[:shared.index(HELPERS_END)] + "\n" + script.read_text() + shared[shared.index(RUNNER):]
 
 
 @dataclass

@@ -1,20 +1,15 @@
 """Deep Dream Animation in a real GIMP 3 against a real backend: the frames become layers of a new image, and
 GIMP's own GIF and WebP exporters make an animation of them with the timing in the layers' names.
 
-One GIMP start runs tests/gimp/batch_animation.py (fed to python-fu-eval on stdin); the files it exports are
-read here with Pillow. Skipped without GIMP 3 unless CI=true, as tests/gimp/test_gimp_plugin.py.
+One GIMP start per version (3.0 and 3.2, see conftest.py) runs tests/gimp/batch_animation.py, between
+batch_scenarios.py's helpers and runner (conftest.with_scenario_helpers); the files it exports are read here
+with Pillow.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
-import json
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +18,7 @@ import pytest
 from PIL import Image
 
 from backend.core.animation import Motion, warp
-from tests.conftest import ROOT, BackendProcess
-from tests.gimp.test_gimp_plugin import GIMP_TIMEOUT_S, PASS_ENV, TOOL, gimp_root  # noqa: F401  (a fixture)
+from tests.gimp.conftest import with_scenario_helpers
 
 BATCH = Path(__file__).with_name("batch_animation.py")
 FRAMES = 4
@@ -34,32 +28,10 @@ MOTION = Motion(zoom=1.15, rotate=6.0, pan=(1.0, -1.0))  # what batch_animation.
 
 
 @pytest.fixture(scope="module")
-def animation_run(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # noqa: F811
-    work = Path(tempfile.mkdtemp(prefix="deep-dream-gimp-animation-", dir=gimp_root / "tmp"))
-    inside = "/" + str(work.relative_to(gimp_root))
-    backend = BackendProcess(tmp_path_factory.mktemp("animation-backend"))
-    try:
-        (work / "config").mkdir()
-        subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(work / "profile"), "--skip-backend",
-                        "--no-dream"], check=True, capture_output=True, cwd=ROOT)
-        config = {"out": inside, "endpoint": backend.endpoint, "frames": FRAMES, "frame_ms": FRAME_MS}
-        (work / "config.json").write_text(json.dumps(config))
-        env = dict(os.environ, GIMP3_PASS_ENV=" ".join(PASS_ENV), GIMP3_DIRECTORY=f"{inside}/profile",
-                   GIMP3_CACHEDIR=f"{inside}/cache", DEEP_DREAM_ENDPOINT=backend.endpoint,
-                   DEEP_DREAM_CONFIG_DIR=f"{inside}/config", XDG_CACHE_HOME=f"{inside}/xdg-cache",
-                   DD_TEST_CONFIG=f"{inside}/config.json")
-        gimp = subprocess.run(
-            [str(TOOL), "run", "--", "gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
-             "-b", "-", "--quit"],
-            input=BATCH.read_text(), capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
-        )
-        output = gimp.stdout + gimp.stderr
-        report_file = work / "report.json"
-        assert gimp.returncode == 0 and report_file.exists(), f"GIMP failed ({gimp.returncode}):\n{output[-6000:]}"
-        yield {"report": json.loads(report_file.read_text()), "work": work, "output": output}
-    finally:
-        backend.stop()
-        shutil.rmtree(work, ignore_errors=True)
+def animation_run(run_batch) -> dict[str, Any]:
+    """One GIMP run of batch_animation.py (per version): its report, its output and its folder (the exports)."""
+    run = run_batch(with_scenario_helpers(BATCH), {"frames": FRAMES, "frame_ms": FRAME_MS})
+    return {"report": run.report, "work": run.work, "output": run.output}
 
 
 def scenario(run: dict[str, Any], name: str) -> dict[str, Any]:

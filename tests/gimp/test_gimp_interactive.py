@@ -55,8 +55,6 @@ KEY_TIMEOUT_S = 5  # from a key press to the image window's new title (the activ
 STAGE_TIMEOUT_S = 10  # from the signal file to the batch script's record of the layers (it polls every 0.1 s)
 REPEAT_ITERATIONS = 1
 REPEAT_TIMEOUT_S = 120  # a one-iteration dream of the selection, on a busy machine
-PASS_ENV = ("DISPLAY", "GIMP3_DIRECTORY", "GIMP3_CACHEDIR", "DEEP_DREAM_ENDPOINT", "DEEP_DREAM_CONFIG_DIR",
-            "XDG_CACHE_HOME", "DD_TEST_CONFIG")
 
 T = TypeVar("T")
 
@@ -120,6 +118,26 @@ class Screen:
         end(self.process)
 
 
+def start_gui(gimp: GimpRoot, screen: Screen, work: Path, endpoint: str, script: str,
+              **env: str) -> tuple[subprocess.Popen, Path]:
+    """GIMP's GUI on the screen, running the batch script (python-fu-eval, on stdin) and then quitting; its
+    profile, caches, the user's presets (config/) and the script's settings (config.json) in `work`, the
+    plug-in's backend at `endpoint`, and `env` on top. Its output goes to work/gimp.log: (GIMP, the log)."""
+    inside = gimp.inside(work)
+    env = {"DISPLAY": screen.display, "GIMP3_DIRECTORY": f"{inside}/profile", "GIMP3_CACHEDIR": f"{inside}/cache",
+           "DEEP_DREAM_ENDPOINT": endpoint, "DEEP_DREAM_CONFIG_DIR": f"{inside}/config",
+           "XDG_CACHE_HOME": f"{inside}/xdg-cache", "DD_TEST_CONFIG": f"{inside}/config.json", **env}
+    log = work / "gimp.log"
+    with log.open("w") as output:
+        process = start(gimp.command(gimp.gui, "--no-splash", "--console-messages",
+                                     "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"),
+                        {**env, "GIMP3_PASS_ENV": " ".join(env)},
+                        stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, text=True)
+    process.stdin.write(script)
+    process.stdin.close()
+    return process, log
+
+
 def press_in_image_window(screen: Screen, key: str) -> dict[str, Any]:
     """Focus the image window and press the key: no click, which the active tool could turn into a stroke.
     GIMP has handled the key when the title (the active layer) changes: waited for, at most KEY_TIMEOUT_S."""
@@ -165,17 +183,7 @@ def stopped(gimp: GimpRoot, gimp_backend: BackendProcess) -> Iterator[dict[str, 
         shutil.copy(ROOT / "samples" / "chelsea.png", work / "chelsea.png")
         (work / "config.json").write_text(json.dumps({"out": inside, "image": f"{inside}/chelsea.png",
                                                       "width": WIDTH, "inset": INSET}))
-        env = {"GIMP3_PASS_ENV": " ".join(PASS_ENV), "DISPLAY": screen.display,
-               "GIMP3_DIRECTORY": f"{inside}/profile", "GIMP3_CACHEDIR": f"{inside}/cache",
-               "DEEP_DREAM_ENDPOINT": backend.endpoint, "DEEP_DREAM_CONFIG_DIR": f"{inside}/config",
-               "XDG_CACHE_HOME": f"{inside}/xdg-cache", "DD_TEST_CONFIG": f"{inside}/config.json"}
-        log = work / "gimp.log"
-        with log.open("w") as output:
-            process = start(gimp.command(gimp.gui, "--no-splash", "--console-messages",
-                                         "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"), env,
-                            stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, text=True)
-        process.stdin.write(BATCH.read_text())
-        process.stdin.close()
+        process, log = start_gui(gimp, screen, work, backend.endpoint, BATCH.read_text())
         report_file = work / "report.json"
 
         def gimp_output() -> str:

@@ -1,69 +1,37 @@
 """Every precision in a real GIMP 3: 16-bit and float layers are dreamt at their own precision and their
 result layers hold values off the 8-bit grid; 8-bit layers behave as before; grey stays grey.
 
-One GIMP start runs tests/gimp/batch_precision.py, which dreams a smooth gradient image of each precision
-and reports the pixels the plug-in read and the result layers' pixels. Each test here dreams those same
-pixels with the same seed on the same backend, over the wire, and compares: the layers must hold exactly
-(u8, u16) or within float rounding (float, whose layer is linear) what the backend dreamt. Self-contained
-apart from the GIMP root fixture, so it can be pointed at another GIMP version's root.
+One GIMP start per version (3.0 and 3.2, see conftest.py) runs tests/gimp/batch_precision.py (between
+batch_scenarios.py's helpers and runner: conftest.with_scenario_helpers), which dreams a smooth gradient image of
+each precision and reports the pixels the plug-in read and the result layers' pixels. Each test here dreams those
+same pixels with the same seed on the same backend, over the wire, and compares: the layers must hold exactly
+(u8, u16) or within float rounding (float, whose layer is linear) what the backend dreamt.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, BackendProcess
-from tests.gimp.test_gimp_plugin import TOOL, gimp_root  # noqa: F401  (gimp_root: the GIMP 3.0 root fixture)
+from tests.gimp.conftest import with_scenario_helpers
 from wire import protocol
 
 BATCH = Path(__file__).with_name("batch_precision.py")
-GIMP_TIMEOUT_S = 600
 WIDTH, HEIGHT = 48, 40
 DREAM = {"preset": "tiny", "iterations": 2, "seed": 11}  # as batch_precision.py asks the plug-in
 DTYPES = {"u8": np.uint8, "u16": "<u2", "f32": "<f4"}
-PASS_ENV = ("GIMP3_DIRECTORY", "GIMP3_CACHEDIR", "DEEP_DREAM_ENDPOINT", "DEEP_DREAM_CONFIG_DIR", "XDG_CACHE_HOME",
-            "DD_TEST_CONFIG")
 
 
 @pytest.fixture(scope="module")
-def precision_run(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
-                  ) -> Iterator[dict[str, Any]]:
-    """A backend, a fresh profile with the plug-in, one GIMP run of batch_precision.py."""
-    work = Path(tempfile.mkdtemp(prefix="deep-dream-precision-", dir=gimp_root / "tmp"))
-    inside = "/" + str(work.relative_to(gimp_root))
-    backend = BackendProcess(tmp_path_factory.mktemp("precision"))
-    try:
-        subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(work / "profile"), "--skip-backend",
-                        "--no-dream"], check=True, capture_output=True, cwd=ROOT)
-        (work / "config.json").write_text(json.dumps({"out": inside, "endpoint": backend.endpoint}))
-        env = dict(os.environ, GIMP3_PASS_ENV=" ".join(PASS_ENV), GIMP3_DIRECTORY=f"{inside}/profile",
-                   GIMP3_CACHEDIR=f"{inside}/cache", DEEP_DREAM_ENDPOINT=backend.endpoint,
-                   DEEP_DREAM_CONFIG_DIR=f"{inside}/config", XDG_CACHE_HOME=f"{inside}/xdg-cache",
-                   DD_TEST_CONFIG=f"{inside}/config.json")
-        gimp = subprocess.run(
-            [str(TOOL), "run", "--", "gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
-             "-b", "-", "--quit"],
-            input=BATCH.read_text(), capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
-        )
-        output = gimp.stdout + gimp.stderr
-        report_file = work / "report.json"
-        assert gimp.returncode == 0 and report_file.exists(), f"GIMP failed ({gimp.returncode}):\n{output[-6000:]}"
-        yield {"report": json.loads(report_file.read_text()), "output": output, "backend": backend}
-    finally:
-        backend.stop()
-        shutil.rmtree(work, ignore_errors=True)
+def precision_run(run_batch, gimp_backend) -> dict[str, Any]:
+    """One GIMP run of batch_precision.py (per version), and the backend the plug-in dreamt with."""
+    run = run_batch(with_scenario_helpers(BATCH))
+    return {"report": run.report, "output": run.output, "backend": gimp_backend}
 
 
 def scenario(run: dict[str, Any], name: str) -> dict[str, Any]:

@@ -2,19 +2,13 @@
 `deep-dream` parasite that survives the XCF, and python-fu-deep-dream-again dreams a result layer's picture
 again from it, pixel for pixel.
 
-One GIMP start runs tests/gimp/batch_recipe.py, fed on stdin between the helpers of batch_scenarios.py (the part
-before its scenarios) and its runner (the part that runs SCENARIOS and writes the report); each test here
-judges one scenario of that JSON report.
+One GIMP start per version (3.0 and 3.2, see conftest.py) runs tests/gimp/batch_recipe.py, fed on stdin between
+the helpers of batch_scenarios.py and its runner (conftest.with_scenario_helpers); each test here judges one
+scenario of that JSON report.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,45 +16,20 @@ import numpy as np
 import pytest
 
 from backend import __version__
-from tests.conftest import ROOT, USER_PRESETS, BackendProcess
-from tests.gimp.test_gimp_plugin import BATCH, GIMP_TIMEOUT_S, PASS_ENV, TOOL, gimp_root, pixels  # noqa: F401
+from backend.core.presets import GUIDE_SIZE
+from tests.conftest import USER_PRESETS
+from tests.gimp.conftest import with_scenario_helpers
+from tests.gimp.test_gimp_plugin import pixels
 from wire import recipe
 
 BATCH_RECIPE = Path(__file__).with_name("batch_recipe.py")
-HELPERS_END = "\n# ---- scenarios"  # batch_scenarios.py's helpers come before this line,
-RUNNER = '\nreport = {"gimp"'  # and from here on it runs SCENARIOS and writes the report
 
 
 @pytest.fixture(scope="module")
-def report(gimp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # noqa: F811
-    """A backend, a fresh profile with the plug-in, one GIMP run of the recipe scenarios: its report, and its
-    output as "output"."""
-    work = Path(tempfile.mkdtemp(prefix="deep-dream-gimp-recipe-", dir=gimp_root / "tmp"))
-    inside = "/" + str(work.relative_to(gimp_root))
-    backend = BackendProcess(tmp_path_factory.mktemp("recipe-backend"))
-    try:
-        subprocess.run(["python3", str(ROOT / "install.py"), "--gimp-dir", str(work / "profile"), "--skip-backend",
-                        "--no-dream"], check=True, capture_output=True, cwd=ROOT)
-        (work / "config.json").write_text(json.dumps({"out": inside, "endpoint": backend.endpoint}))
-        shared = BATCH.read_text()
-        assert HELPERS_END in shared and RUNNER in shared, f"{BATCH.name}'s helpers or runner are not where they were"
-        env = dict(os.environ, GIMP3_PASS_ENV=" ".join(PASS_ENV), GIMP3_DIRECTORY=f"{inside}/profile",
-                   GIMP3_CACHEDIR=f"{inside}/cache", DEEP_DREAM_ENDPOINT=backend.endpoint,
-                   DEEP_DREAM_CONFIG_DIR=f"{inside}/config", XDG_CACHE_HOME=f"{inside}/xdg-cache",
-                   DD_TEST_CONFIG=f"{inside}/config.json")
-        gimp = subprocess.run(
-            [str(TOOL), "run", "--", "gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
-             "-b", "-", "--quit"],
-            input=shared[:shared.index(HELPERS_END)] + "\n" + BATCH_RECIPE.read_text() + shared[shared.index(RUNNER):],
-            capture_output=True, text=True, env=env, timeout=GIMP_TIMEOUT_S,
-        )
-        report_file = work / "report.json"
-        assert gimp.returncode == 0 and report_file.exists(), \
-            f"GIMP failed ({gimp.returncode}):\n{(gimp.stdout + gimp.stderr)[-6000:]}"
-        yield json.loads(report_file.read_text()) | {"output": gimp.stdout + gimp.stderr}
-    finally:
-        backend.stop()
-        shutil.rmtree(work, ignore_errors=True)
+def report(run_batch) -> dict[str, Any]:
+    """One GIMP run of the recipe scenarios (per version): its report, and its output as "output"."""
+    run = run_batch(with_scenario_helpers(BATCH_RECIPE))
+    return run.report | {"output": run.output}
 
 
 def scenario(report: dict[str, Any], name: str) -> dict[str, Any]:
@@ -91,7 +60,8 @@ def test_every_result_layer_carries_its_recipe_through_the_xcf(report):
         assert (made.preset, made.iterations, made.max_size) == ("tiny", 4, 0)
         assert made.settings == {"features": tiny["features"], "continuity": tiny["continuity"],
                                  "dream_l2": tiny["dream_l2"], "jitter": float(tiny["jitter"]), "octaves": 2,
-                                 "octave_scale": 1.5, "max_step": 0.0}
+                                 "octave_scale": 1.5, "max_step": 0.0, "guide_layers": [],
+                                 "guide_size": GUIDE_SIZE}  # every protocol.SETTING_FIELDS value
         assert made.source == {"width": 64, "height": 48, "name": "source", "tattoo": result["source_tattoo"],
                                "area": [0, 0, 64, 48], "sha256": recipe.source_digest(source)}
         assert made.backend == {"server": __version__, "weights": "hed", "model": "vgg16"}

@@ -162,7 +162,7 @@ def test_the_plugin_offers_the_presets_the_backend_loads(monkeypatch, tmp_path):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
     (tmp_path / "presets.json").write_text('{"mine": {"features": {"block3_conv1": 0.1}}}')
     assert "mine" in load_presets()
-    assert "mine" in choices.preset_names("tcp://127.0.0.1:9")  # nothing listens there: the file alone
+    assert "mine" in list(choices.presets("tcp://127.0.0.1:9"))  # nothing listens there: the file alone
 
 
 @pytest.mark.usefixtures("transport")
@@ -172,7 +172,7 @@ def test_presets_of_a_running_backend(backend, tmp_path, monkeypatch):
 
     found = choices.backend_presets(backend.endpoint)
     assert list(found) == [*choices.BUILTIN_PRESETS, "tiny"]
-    assert choices.preset_names(backend.endpoint) == [*choices.BUILTIN_PRESETS, "tiny"]
+    assert list(choices.presets(backend.endpoint)) == [*choices.BUILTIN_PRESETS, "tiny"]
     # what each does and its octaves come from the backend: what the dialog shows and estimates with
     for name, preset in BUILTIN_PRESETS.items():
         assert found[name] == choices.PresetInfo(preset.description, preset.octaves, preset.octave_scale)
@@ -196,16 +196,16 @@ def test_a_user_presets_description_reaches_the_dialog(tmp_path, monkeypatch):
 def test_presets_of_the_user_file_without_a_backend(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
     (tmp_path / "presets.json").write_text(json.dumps({"zebra": {}, "mine": {}, "acid": {}}))
-    assert choices.preset_names(free_endpoint()) == [*choices.BUILTIN_PRESETS, "mine", "zebra"]
+    assert list(choices.presets(free_endpoint())) == [*choices.BUILTIN_PRESETS, "mine", "zebra"]
 
 
 def test_without_file_or_backend_the_builtins_in_a_second(tmp_path, monkeypatch, silent_endpoint):
     monkeypatch.setenv("DEEP_DREAM_CONFIG_DIR", str(tmp_path))
     (tmp_path / "presets.json").write_text("{not json")
     started = time.monotonic()
-    assert choices.preset_names(silent_endpoint) == list(choices.BUILTIN_PRESETS)
+    assert list(choices.presets(silent_endpoint)) == list(choices.BUILTIN_PRESETS)
     assert time.monotonic() - started < choices.FETCH_TIMEOUT_S + 0.5
-    assert choices.preset_names("not an endpoint") == list(choices.BUILTIN_PRESETS)
+    assert list(choices.presets("not an endpoint")) == list(choices.BUILTIN_PRESETS)
 
 
 def test_default_endpoint(monkeypatch):

@@ -23,6 +23,7 @@ import choices
 import frames
 import gi
 import precision
+import procedures
 from gi.repository import Gimp, GObject
 
 from wire import protocol
@@ -38,25 +39,15 @@ READWRITE = GObject.ParamFlags.READWRITE
 
 
 def create_procedure(plugin: Gimp.PlugIn, name: str, run: Any) -> Gimp.Procedure:
-    procedure = Gimp.ImageProcedure.new(plugin, name, Gimp.PDBProcType.PLUGIN, run, None)
-    procedure.set_image_types("RGB*, GRAY*")
-    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-    procedure.set_menu_label("Deep Dream _Animation…")
-    procedure.add_menu_path("<Image>/Filters/Artistic")
-    procedure.set_documentation(
+    procedure = procedures.filter_procedure(
+        plugin, name, run, None, "Deep Dream _Animation…",
         "Dream a layer into an animation (zoom, rotate, pan)",
         "Frame 0 is the layer (or the selected part) dreamt; every next frame is the last one zoomed, turned "
         "and moved, then dreamt again. The frames become the layers of a new image, named with their delay, "
         "ready for Filters ▸ Animation ▸ Playback and for export as an animated GIF or WebP.",
-        name,
     )
-    procedure.set_attribution("Deep Dream for GIMP", "Deep Dream for GIMP contributors", "2025")
     endpoint = choices.default_endpoint()
-    preset_choice = Gimp.Choice.new()
-    for index, preset in enumerate(choices.preset_names(endpoint)):
-        preset_choice.add(preset, index, preset, "")
-    procedure.add_choice_argument("preset", "_Preset", "Dream preset: the built-ins and the user's own",
-                                  preset_choice, choices.DEFAULT_PRESET, READWRITE)
+    procedures.add_preset_argument(procedure, endpoint)
     procedure.add_int_argument("frames", "_Frames", "Number of frames", 1, protocol.MAX_FRAMES, 12, READWRITE)
     procedure.add_int_argument("iterations", "_Iterations per frame", "Iterations dreamt on each frame", 1, 200, 3,
                                READWRITE)

@@ -122,7 +122,3 @@ def presets(endpoint: str) -> dict[str, PresetInfo]:
     found = BUILTIN_INFO | file_presets(user_folders.presets_file()) | backend_presets(endpoint)
     return {name: found[name] for name in [*BUILTIN_PRESETS, *sorted(set(found) - set(BUILTIN_PRESETS))]}
 
-
-def preset_names(endpoint: str) -> list[str]:
-    return list(presets(endpoint))
-

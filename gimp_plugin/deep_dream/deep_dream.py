@@ -36,6 +36,7 @@ import estimate  # noqa: E402
 import guide_layer  # noqa: E402
 import layers  # noqa: E402
 import precision  # noqa: E402  (standard library only)
+import procedures  # noqa: E402
 import recipes  # noqa: E402
 
 from wire import protocol  # noqa: E402  (standard library only)
@@ -75,28 +76,18 @@ class DeepDream(Gimp.PlugIn):
             return again_procedure(self, name)
         if name == animation.PROCEDURE:
             return animation.create_procedure(self, name, run_animation)
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
-        procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label("Deep _Dream…")
-        procedure.add_menu_path("<Image>/Filters/Artistic")
-        procedure.set_documentation(
+        procedure = procedures.filter_procedure(
+            self, name, run, None, "Deep _Dream…",
             "Let a picture-recognition network dream patterns, eyes and swirls into a layer",
             "Sends the layer (or the selected part of it) to the Deep Dream backend, which strengthens what a "
             "picture-recognition network sees in it, and adds each round of dreaming (iteration) as a layer of "
             "a new group above it. The backend is started if it is not running.",
-            name,
         )
-        procedure.set_attribution("Deep Dream for GIMP", "Deep Dream for GIMP contributors", "2025")
 
         # Labels say what 0 means and the unit; mnemonics avoid the dialog's buttons' (_OK, _Cancel, _Help,
         # _Reset, _Save Settings, _Load Saved Settings) and each other's.
         endpoint = choices.default_endpoint()
-        preset_choice = Gimp.Choice.new()
-        for index, (preset, info) in enumerate(choices.presets(endpoint).items()):
-            preset_choice.add(preset, index, preset, info.description)
-        procedure.add_choice_argument("preset", "_Preset", "The kind of dream: the built-ins and the user's own",
-                                      preset_choice, choices.DEFAULT_PRESET, READWRITE)
+        procedures.add_preset_argument(procedure, endpoint)
         procedure.add_int_argument("iterations", "_Iterations", "Rounds of dreaming; each one becomes a layer",
                                    1, 200, 10, READWRITE)
         procedure.add_int_argument("keep-every", "_Keep every Nth iteration as a layer",
@@ -124,19 +115,13 @@ class DeepDream(Gimp.PlugIn):
 
 
 def again_procedure(plugin: Gimp.PlugIn, name: str) -> Gimp.Procedure:
-    procedure = Gimp.ImageProcedure.new(plugin, name, Gimp.PDBProcType.PLUGIN, run, dream_again)
-    procedure.set_image_types("RGB*, GRAY*")
-    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-    procedure.set_menu_label("Deep Dream _Again")
-    procedure.add_menu_path("<Image>/Filters/Artistic")
-    procedure.set_documentation(
+    procedure = procedures.filter_procedure(
+        plugin, name, run, dream_again, "Deep Dream _Again",
         "Dream a Deep Dream layer again from its recipe",
         "Every layer Deep Dream makes carries its recipe (preset, settings, seed, iteration). Select one: its "
         "source layer is dreamt again with that recipe into a new group above the source, the same picture on "
         "the same backend and weights.",
-        name,
     )
-    procedure.set_attribution("Deep Dream for GIMP", "Deep Dream for GIMP contributors", "2025")
     procedure.add_string_argument("endpoint", "_Backend", "ZeroMQ endpoint of the Deep Dream backend",
                                   choices.default_endpoint(), READWRITE)
     return procedure

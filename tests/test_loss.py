@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from backend.core.loss import DreamLoss
 from backend.core.preprocessing import preprocess
 from backend.core.presets import Preset
 from tests.conftest import structured_image
@@ -79,11 +80,15 @@ def test_total_is_the_sum_of_the_terms(engine, x):
     assert total == pytest.approx(sum(parts), rel=1e-4)
 
 
+@pytest.mark.parametrize("convolutions", ["tensorflow", "winograd"])
 @pytest.mark.parametrize("continuity, dream_l2", [(0.0, 0.0), (0.1, 0.02)])
-def test_gradient_matches_finite_differences(engine, x, continuity, dream_l2):
+def test_gradient_matches_finite_differences(engine, x, continuity, dream_l2, convolutions):
     """Central differences agree with the gradient's directional derivative, along random directions
-    and along directions that lean on the gradient (where float32 round-off matters least)."""
-    loss = engine.loss_for(Preset(LAYERS, continuity, dream_l2, 0.0))
+    and along directions that lean on the gradient (where float32 round-off matters least); with
+    TensorFlow's convolutions and with Winograd's in every layer."""
+    layers = tuple(sorted(LAYERS))
+    loss = DreamLoss(engine.vgg16, layers, engine.max_tile_pixels, convolutions).bind(
+        [LAYERS[name] for name in layers], continuity, dream_l2)
     x64 = np.float64(x)
     _, grad = loss(x)
     grad64 = np.float64(grad)

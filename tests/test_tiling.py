@@ -55,8 +55,8 @@ def test_cores_partition_the_image_and_crops_fit(layers, height, width, budget):
     assert max(tile.pixels for tile in tiles) <= budget or tiles == tiling.plan(height, width, layers, 0)
 
 
-def loss_pair(engine, layers: tuple[str, ...], max_tile_pixels: int) -> DreamLoss:
-    return DreamLoss(engine.vgg16, layers, max_tile_pixels)
+def loss_pair(engine, layers: tuple[str, ...], max_tile_pixels: int, convolutions: str | None = None) -> DreamLoss:
+    return DreamLoss(engine.vgg16, layers, max_tile_pixels, convolutions)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,10 @@ def x() -> np.ndarray:
     ([0.0, 0.0], 0.0, 0.05),  # L2 alone
     ([0.02, 0.05], 0.1, 0.02),
 ], ids=["features", "continuity", "l2", "all"])
-def test_tiled_loss_and_gradient_equal_untiled(engine, x, coeffs, continuity, dream_l2):
-    whole = loss_pair(engine, DEEP, 10**9)
-    tiled = loss_pair(engine, DEEP, TILE_PIXELS)
+@pytest.mark.parametrize("convolutions", ["tensorflow", "winograd"])  # Winograd's in every layer
+def test_tiled_loss_and_gradient_equal_untiled(engine, x, coeffs, continuity, dream_l2, convolutions):
+    whole = loss_pair(engine, DEEP, 10**9, convolutions)
+    tiled = loss_pair(engine, DEEP, TILE_PIXELS, convolutions)
     assert len(whole.tiles(HEIGHT, WIDTH)) == 1 and len(tiled.tiles(HEIGHT, WIDTH)) >= 4
     expected_loss, expected_gradient = whole.bind(coeffs, continuity, dream_l2)(x)
     loss, gradient = tiled.bind(coeffs, continuity, dream_l2)(x)

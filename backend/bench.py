@@ -4,7 +4,7 @@ the engine's convolutions (Winograd's where the core chooses them) and with Tens
 A benchmark, not a test. Both paths are timed in the same run, evaluations alternating, so a busy machine
 slows both alike and their ratio holds. `limit_s_per_eval` is measured in the same run: every convolution
 of TensorFlow's the evaluation uses, timed on its own (forward + input gradient) at its real shape, summed;
-`layer_speedups` times Winograd's the same way, per layer, at the largest tile's shapes.
+`layer_speedups` times Winograd's the same way, per layer (untiled images only).
 """
 
 from __future__ import annotations
@@ -59,12 +59,13 @@ def time_conv(layer: Any, shape: tuple[int, ...], use_winograd: bool = False) ->
     x = tf.random.uniform(shape)
     dy = tf.random.uniform(shape[:3] + (layer.filters,))
     kernel = layer.kernel
-    forward, backward = winograd.kernels(layer) if use_winograd else (kernel, kernel)
+    transformed = winograd.kernels(layer) if use_winograd else kernel
 
     @tf.function
     def forward_and_input_gradient(x: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
         if use_winograd:
-            y, dx = winograd.convolve(x, forward), winograd.convolve(dy, backward)
+            y = winograd.convolve(x, transformed)
+            dx = winograd.convolve(dy, winograd.input_gradient_kernel(tf.convert_to_tensor(kernel)))
         else:
             y, dx = tf.nn.conv2d(x, kernel, 1, "SAME"), tf.nn.conv2d_transpose(dy, kernel, tf.shape(x), 1, "SAME")
         # Scalars out, so no copy of the activations to NumPy is timed.
@@ -163,10 +164,10 @@ def run_bench(
     shapes = conv_shapes(engine, layers, width, height)
     gflop = conv_gflop(shapes)
     limit = sum(time_conv(layer, shape) for layer, shape in shapes)
-    crop = max(tiles, key=lambda tile: tile.pixels)
-    crop_shapes = conv_shapes(engine, layers, crop.cols.end - crop.cols.start, crop.rows.end - crop.rows.start)
+    # Per layer, TensorFlow's time over Winograd's: what the choice of layers rests on. Untiled images only,
+    # where the shapes are the limit's (a tiled image's would take as long again as its limit).
     layer_speedups = {layer.name: round(time_conv(layer, shape) / time_conv(layer, shape, True), 2)
-                      for layer, shape in crop_shapes}
+                      for layer, shape in shapes} if len(tiles) == 1 else {}
     # As `serve` does before it says it is ready; the overhead's layer is traced as a preset's would be.
     engine.warm_up(extra=(engine.settings("doggos", OVERHEAD_PARAMS),))
     overhead_s = measure_overhead(engine)

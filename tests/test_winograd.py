@@ -39,9 +39,10 @@ def test_each_layer_and_its_input_gradient_match_tensorflows(engine, name):
     channels = layer.kernel.shape[2]
     h = tf.random.stateless_normal([1, 11, 14, channels], seed=[7, channels])
     upstream = tf.random.stateless_normal([1, 11, 14, layer.filters], seed=[8, channels])
-    kernels, bias = winograd.kernels(layer), tf.convert_to_tensor(layer.bias)
+    transformed, kernel, bias = (winograd.kernels(layer), tf.convert_to_tensor(layer.kernel),
+                                 tf.convert_to_tensor(layer.bias))
     results = []
-    for conv in (layer, lambda t: winograd_relu_keeping_mask(t, kernels, bias)):
+    for conv in (layer, lambda t: winograd_relu_keeping_mask(t, transformed, kernel, bias)):
         with tf.GradientTape() as tape:
             tape.watch(h)
             y = conv(h)
@@ -55,6 +56,13 @@ def test_each_layer_and_its_input_gradient_match_tensorflows(engine, name):
 def test_the_kernel_transform_is_kept_per_layer(engine):
     layer = engine.vgg16.get_layer("block3_conv1")
     assert winograd.kernels(layer) is winograd.kernels(layer)
+
+
+def test_the_input_gradients_kernel_is_the_flipped_kernels():
+    kernel = np.random.default_rng(3).standard_normal((3, 3, 4, 6)).astype(np.float32)
+    swapped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+    np.testing.assert_allclose(winograd.input_gradient_kernel(tf.constant(kernel)).numpy(),
+                               winograd.transform_kernel(swapped), rtol=1e-5, atol=1e-6)
 
 
 def test_whole_loss_and_gradient_match_tensorflows(engine):

@@ -74,11 +74,12 @@ def conv_relu_keeping_mask(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> 
     )(x, bias)
 
 
-def winograd_relu_keeping_mask(x: tf.Tensor, kernels: tuple[tf.Tensor, tf.Tensor], bias: tf.Tensor) -> tf.Tensor:
-    """The same with Winograd's convolutions: `kernels` from winograd.kernels (forward, input gradient)."""
-    forward, backward = kernels
-    return relu_keeping_mask(lambda t: winograd.convolve(t, forward),
-                             lambda upstream, _: winograd.convolve(upstream, backward))(x, bias)
+def winograd_relu_keeping_mask(x: tf.Tensor, transformed: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """The same with Winograd's convolutions: `transformed` is winograd.kernels(layer), `kernel` the layer's."""
+    return relu_keeping_mask(
+        lambda t: winograd.convolve(t, transformed),
+        lambda upstream, _: winograd.convolve(upstream, winograd.input_gradient_kernel(kernel)),
+    )(x, bias)
 
 
 def continuity_term(x: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
@@ -142,7 +143,8 @@ class DreamLoss:
                 start, size = tf.stack([0, cut[0], cut[2], 0]), tf.stack([1, cut[1], cut[3], h.shape[-1]])
                 h, pool = tf.slice(layer(h), start, size), pool + 1
             elif layer.name in self.winograd_layers:
-                h = winograd_relu_keeping_mask(h, winograd.kernels(layer), tf.convert_to_tensor(layer.bias))
+                h = winograd_relu_keeping_mask(h, winograd.kernels(layer), tf.convert_to_tensor(layer.kernel),
+                                               tf.convert_to_tensor(layer.bias))
                 found[layer.name] = h
             elif layer.name in self.layers or not isinstance(following, keras.layers.Conv2D):
                 h = found[layer.name] = layer(h)  # its values are needed backwards: by the loss, or a pool

@@ -143,7 +143,7 @@ def run_bench(
     settings = engine.settings(preset, {})
     loss = engine.loss_for(settings)  # the engine's choice of convolutions
     layers = tuple(sorted(settings.features))
-    chosen = DreamLoss(engine.vgg16, layers, engine.max_tile_pixels).winograd_layers
+    chosen = DreamLoss(engine.vgg16, layers, engine.max_tile_pixels)  # as the engine's
     tensorflow_loss = DreamLoss(engine.vgg16, layers, engine.max_tile_pixels, "tensorflow").bind(
         [settings.features[name] for name in layers], settings.continuity, settings.dream_l2)
     rng = np.random.default_rng(0)
@@ -159,7 +159,7 @@ def run_bench(
             path(x)
             times.append(time.perf_counter() - begin)
     s_per_eval, tensorflow_s_per_eval = (statistics.median(times) for times in timings.values())
-    tiles = tiling.plan(height, width, layers, engine.max_tile_pixels)
+    tiles = chosen.tiles(height, width)
     untiled = tiling.plan(height, width, layers, width * height)
     shapes = conv_shapes(engine, layers, width, height)
     gflop = conv_gflop(shapes)
@@ -181,7 +181,7 @@ def run_bench(
         "tile_crop_pixels": max(tile.pixels for tile in tiles),
         # What the halos add: the tiles' convolution work over the image's. The limit is the image's, untiled.
         "tile_work_ratio": round(tiling.work(tiles, layers) / tiling.work(untiled, layers), 3),
-        "winograd_layers": list(chosen),
+        "winograd_layers": list(chosen.winograd_layers),
         "s_per_eval": round(s_per_eval, 4),
         "tensorflow_s_per_eval": round(tensorflow_s_per_eval, 4),
         "speedup": round(tensorflow_s_per_eval / s_per_eval, 3),

@@ -79,8 +79,14 @@ def test_tiled_loss_and_gradient_equal_untiled(engine, x, coeffs, continuity, dr
     loss, gradient = tiled.bind(coeffs, continuity, dream_l2)(x)
     assert abs(expected_loss) > 0 and np.abs(expected_gradient).max() > 0
     assert loss == pytest.approx(expected_loss, rel=1e-4)
-    assert np.linalg.norm(gradient - expected_gradient) <= 1e-4 * np.linalg.norm(expected_gradient)
-    assert np.abs(gradient - expected_gradient).max() <= 1e-4 * np.abs(expected_gradient).max()
+    # TensorFlow's convolutions give a tile the very values the whole image has. Winograd's round-off
+    # (~1e-6) depends on where a value falls in its 4×4 output tile, so a near-tie in a max-pool or a
+    # ReLU can go the other way in a tile and send one deep activation's gradient to a neighbour: one
+    # receptive field's worth of pixels differs by ~1 % of the gradient's largest (2.5e-3 overall in
+    # L2 with 30 tiles). A missing halo is off by over 1e-2 (test_without_the_halo_tiles_are_wrong).
+    tolerance, local = (1e-4, 1e-4) if convolutions == "tensorflow" else (5e-3, 5e-2)
+    assert np.linalg.norm(gradient - expected_gradient) <= tolerance * np.linalg.norm(expected_gradient)
+    assert np.abs(gradient - expected_gradient).max() <= local * np.abs(expected_gradient).max()
 
 
 def test_without_the_halo_tiles_are_wrong(engine, x, monkeypatch, request):

@@ -111,11 +111,11 @@ class DreamLoss:
         self, vgg16: keras.Model, layers: tuple[str, ...], max_tile_pixels: int, convolutions: str | None = None
     ) -> None:
         self.layers = layers
-        self.max_tile_pixels = max_tile_pixels
         self._network = network_to(vgg16, layers)
         choice, device = convolutions or winograd.choice(), device_name()
         self.winograd_layers = tuple(layer.name for layer in self._network if isinstance(layer, keras.layers.Conv2D)
                                      and winograd.use_winograd(layer, choice, device))
+        self.max_tile_pixels = int(max_tile_pixels * (winograd.TILE_SHARE if self.winograd_layers else 1))
         self._channels = tuple(int(vgg16.get_layer(name).filters) for name in layers)
         n = len(layers)
         pools = sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in self._network)

@@ -47,6 +47,11 @@ CHOICES = ("auto", "tensorflow", "winograd")
 # `python -m backend bench --layers` (README, Speed): forward + input gradient against tf.nn.conv2d,
 # block1_conv2 0.7×, block2_conv1 ~1.0×, block2_conv2 1.2×, blocks 3–5 1.5–2.5×.
 MIN_CHANNELS = 128
+# A tile's memory per pixel of its crop with Winograd's convolutions over TensorFlow's: the transformed
+# tiles of block2_conv2's input and output (2.25× each) live while it runs, forwards and backwards. At 2048²
+# in 1.23-MP tiles the peak went from 2344 MB to 3234 MB (`bench --size 2048x2048`), ~1.9 kB per tile
+# pixel against ~1.2: tiles are made this much smaller, so the memory bound of the tiles stays.
+TILE_SHARE = 0.6
 
 
 def transform_kernel(kernel: np.ndarray) -> np.ndarray:

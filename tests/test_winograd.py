@@ -13,6 +13,7 @@ from backend.core.preprocessing import preprocess
 from backend.core.presets import BUILTIN_PRESETS
 from backend.core.vgg16_layers import VGG16_CONV_LAYERS
 from tests.conftest import structured_image
+from tests.test_loss import value_and_input_gradient
 
 # Float32 Winograd loses a few bits to its transforms (entries up to 8 and 1/24): ~1e-6 relative per
 # layer here, against ~1e-7 for TensorFlow's own convolutions.
@@ -41,13 +42,9 @@ def test_each_layer_and_its_input_gradient_match_tensorflows(engine, name):
     upstream = tf.random.stateless_normal([1, 11, 14, layer.filters], seed=[8, channels])
     transformed, kernel, bias = (winograd.kernels(layer), tf.convert_to_tensor(layer.kernel),
                                  tf.convert_to_tensor(layer.bias))
-    results = []
-    for conv in (layer, lambda t: winograd_relu_keeping_mask(t, transformed, kernel, bias)):
-        with tf.GradientTape() as tape:
-            tape.watch(h)
-            y = conv(h)
-        results.append((y.numpy(), tape.gradient(y, h, output_gradients=upstream).numpy()))
-    (expected, expected_gradient), (y, gradient) = results
+    (expected, expected_gradient), (y, gradient) = (
+        value_and_input_gradient(conv, h, upstream)
+        for conv in (layer, lambda t: winograd_relu_keeping_mask(t, transformed, kernel, bias)))
     assert (expected > 0).any() and (expected == 0).any()  # both sides of the ReLU are exercised
     assert relative_error(y, expected) < LAYER_TOLERANCE
     assert relative_error(gradient, expected_gradient) < LAYER_TOLERANCE

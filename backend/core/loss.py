@@ -130,7 +130,9 @@ class DreamLoss:
             tf.TensorSpec([2, 4], tf.int32),  # owned pixels (L2), owned pixel pairs (continuity)
             tf.TensorSpec([], tf.float32),  # H·W·3, whole image
         ]
-        self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec)
+        # No AutoGraph: the loss has no tensor-dependent control flow, and converting the convolutions'
+        # closures afresh for every layer made a Winograd loss take 2 s longer to trace than to run.
+        self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec, autograph=False)
 
     def _activations(self, x: tf.Tensor, cuts: tf.Tensor) -> list[tf.Tensor]:
         """The feature layers' activations over the ranges the tile computes: VGG16 block by block,

@@ -43,9 +43,9 @@ M, ALPHA = 4, 6  # output tile side, input tile side (M + 3 − 1)
 
 CHOICE_VARIABLE = "DEEP_DREAM_CONVOLUTIONS"  # auto (the default), tensorflow, or winograd (every layer)
 CHOICES = ("auto", "tensorflow", "winograd")
-# Auto: layers with at least this many input channels (block2_conv2 onwards). Measured with
-# `python -m backend bench --layers` (README, Speed): forward + input gradient against tf.nn.conv2d,
-# block1_conv2 0.7×, block2_conv1 ~1.0×, block2_conv2 1.2×, blocks 3–5 1.5–2.5×.
+# Auto: layers with at least this many input channels (block2_conv2 onwards). `layer_speedups` of
+# `python -m backend bench` (README, Speed), forward + input gradient against tf.nn.conv2d at 900×450:
+# block1_conv2 0.77–0.93×, block2_conv1 0.89–1.12×, block2_conv2 1.4–2.0×, blocks 3–5 1.5–2.9×.
 MIN_CHANNELS = 128
 # A tile's memory per pixel of its crop with Winograd's convolutions over TensorFlow's: the transformed
 # tiles of block2_conv2's input and output (2.25× each) live while it runs, forwards and backwards. At 2048²

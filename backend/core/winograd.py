@@ -23,6 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from backend.core.vgg16_layers import position
+
 BT = np.array([[4, 0, -5, 0, 1, 0],
                [0, -4, -4, 1, 1, 0],
                [0, 4, -4, -1, 1, 0],
@@ -43,15 +45,16 @@ M, ALPHA = 4, 6  # output tile side, input tile side (M + 3 − 1)
 
 CHOICE_VARIABLE = "DEEP_DREAM_CONVOLUTIONS"  # auto (the default), tensorflow, or winograd (every layer)
 CHOICES = ("auto", "tensorflow", "winograd")
-# Auto: layers with at least this many input channels (block2_conv2 onwards). `layer_speedups` of
-# `python -m backend bench` (README, Speed), forward + input gradient against tf.nn.conv2d at 900×450:
-# block1_conv2 0.77–0.93×, block2_conv1 0.89–1.12×, block2_conv2 1.4–2.0×, blocks 3–5 1.5–2.9×.
-MIN_CHANNELS = 128
-# A tile's memory per pixel of its crop with Winograd's convolutions over TensorFlow's: the transformed
-# tiles of block2_conv2's input and output (2.25× each) live while it runs, forwards and backwards. At 2048²
-# in 1.23-MP tiles the peak went from 2344 MB to 3234 MB (`bench --size 2048x2048`), ~1.9 kB per tile
-# pixel against ~1.2: tiles are made this much smaller, so the memory bound of the tiles stays.
-TILE_SHARE = 0.6
+# Auto: the layers of block 3 onwards. `layer_speedups` of `python -m backend bench` (README, Speed),
+# forward + input gradient against tf.nn.conv2d at 900×450: block1_conv2 0.77–0.93×, block2_conv1
+# 0.89–1.12×, block2_conv2 1.4–2.0×, blocks 3–5 1.5–2.9×. block2_conv2 stays TensorFlow's all the same: its
+# transformed tiles (2.25 × its input and output, at half the image's side) made Winograd's tiles 0.6 of
+# TensorFlow's in pixels, which cut a 1-MP image in two with wide halos and cost more than it gained.
+FIRST_BLOCK = 3
+# A tile's crop in pixels with Winograd's convolutions, as a share of TensorFlow's: block 3's transformed
+# tiles still raised the 2048² peak from ~2.3 to 3.05 GB at TensorFlow's tile size (`bench --size
+# 2048x2048`). 0.82 of the default 1.23 MP (24 GB of memory) still takes a 1-MP image whole.
+TILE_SHARE = 0.82
 
 
 def transform_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -129,4 +132,4 @@ def use_winograd(layer: keras.layers.Conv2D, convolutions: str, device: str) -> 
         return False
     if convolutions == "winograd":
         return True
-    return not device.startswith("GPU") and layer.kernel.shape[2] >= MIN_CHANNELS
+    return not device.startswith("GPU") and position(layer.name)[0] >= FIRST_BLOCK

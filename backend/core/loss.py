@@ -76,9 +76,10 @@ def conv_relu_keeping_mask(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> 
 
 def winograd_relu_keeping_mask(x: tf.Tensor, transformed: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
     """The same with Winograd's convolutions: `transformed` is winograd.kernels(layer), `kernel` the layer's."""
+    channels, filters = transformed.shape[1:]
     return relu_keeping_mask(
-        lambda t: winograd.convolve(t, transformed),
-        lambda upstream, _: winograd.convolve(upstream, winograd.input_gradient_kernel(kernel)),
+        lambda t: winograd.traced(channels, filters)(t, transformed),
+        lambda upstream, _: winograd.traced(filters, channels)(upstream, winograd.input_gradient_kernel(kernel)),
     )(x, bias)
 
 

@@ -1,7 +1,10 @@
-"""`python -m backend bench`: seconds per loss evaluation against what the convolutions alone need.
+"""`python -m backend bench`: seconds per loss evaluation against what the convolutions alone need, with
+the engine's convolutions (Winograd's where the core chooses them) and with TensorFlow's alone.
 
-A benchmark, not a test. `limit_s_per_eval` is measured in the same run: every convolution the
-evaluation uses, timed on its own (forward + input gradient) at its real shape, summed.
+A benchmark, not a test. Both paths are timed in the same run, evaluations alternating, so a busy machine
+slows both alike and their ratio holds. `limit_s_per_eval` is measured in the same run: every convolution
+of TensorFlow's the evaluation uses, timed on its own (forward + input gradient) at its real shape, summed;
+`layer_speedups` times Winograd's the same way, per layer (untiled images only).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from backend.core import tiling
+from backend.core import tiling, winograd
+from backend.core.loss import DreamLoss
 from backend.core.model import network_to
 from backend.core.preprocessing import preprocess
 from backend.engine import Engine
@@ -45,23 +49,27 @@ def conv_gflop(shapes: list[tuple[Any, tuple[int, ...]]]) -> float:
     return 2 * forward / 1e9
 
 
-def time_conv(layer: Any, shape: tuple[int, ...]) -> float:
-    """Median seconds of one bare convolution (no bias, no ReLU) forward plus its input gradient.
+def time_conv(layer: Any, shape: tuple[int, ...], use_winograd: bool = False) -> float:
+    """Median seconds of one bare convolution (no bias, no ReLU) forward plus its input gradient, with
+    TensorFlow's convolutions or Winograd's (its input gradient: the flipped kernel's, as the loss does).
 
-    Input and output gradient are arguments and the kernel is a variable, so Grappler cannot fold
-    any of it into a constant.
+    Input and output gradient are arguments and the kernel is a variable or a captured tensor, so
+    Grappler cannot fold any of it into a constant.
     """
     x = tf.random.uniform(shape)
     dy = tf.random.uniform(shape[:3] + (layer.filters,))
     kernel = layer.kernel
+    transformed = winograd.kernels(layer) if use_winograd else kernel
 
     @tf.function
     def forward_and_input_gradient(x: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)
-            y = tf.nn.conv2d(x, kernel, 1, "SAME")
+        if use_winograd:
+            y = winograd.convolve(x, transformed)
+            dx = winograd.convolve(dy, winograd.input_gradient_kernel(tf.convert_to_tensor(kernel)))
+        else:
+            y, dx = tf.nn.conv2d(x, kernel, 1, "SAME"), tf.nn.conv2d_transpose(dy, kernel, tf.shape(x), 1, "SAME")
         # Scalars out, so no copy of the activations to NumPy is timed.
-        return tf.reduce_sum(y[0, 0, 0]) + tf.reduce_sum(tape.gradient(y, x, output_gradients=dy)[0, 0, 0])
+        return tf.reduce_sum(y[0, 0, 0]) + tf.reduce_sum(dx[0, 0, 0])
 
     def once() -> float:
         started = time.perf_counter()
@@ -150,21 +158,30 @@ def run_bench(
     engine = Engine(weights, tile_size=tile_size)
     load_s = time.perf_counter() - started
     settings = engine.settings(preset, {})
-    loss = engine.loss_for(settings)
+    loss = engine.loss_for(settings)  # the engine's choice of convolutions
+    layers = tuple(sorted(settings.features))
+    chosen = DreamLoss(engine.vgg16, layers, engine.max_tile_pixels)  # as the engine's
+    tensorflow_loss = DreamLoss(engine.vgg16, layers, engine.max_tile_pixels, "tensorflow").bind(
+        [settings.features[name] for name in layers], settings.continuity, settings.dream_l2)
     rng = np.random.default_rng(0)
     x = preprocess(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+    loss(x)  # the first call traces the graph for this size
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the dream's peak, before the others'
     guided_loss = [engine.loss_for(settings, guide)] if guide is not None else []
-    s_per_eval, *guided_s = median_seconds([loss, *guided_loss], x, evaluations)
+    s_per_eval, tensorflow_s_per_eval, *guided_s = median_seconds([loss, tensorflow_loss, *guided_loss], x,
+                                                                  evaluations)
     guided = {}
     if guided_s:
         guided = {"guided_s_per_eval": round(guided_s[0], 4), "guide_ratio": round(guided_s[0] / s_per_eval, 3)}
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the dream's peak, before the limit's own
-    layers = tuple(sorted(settings.features))
-    tiles = tiling.plan(height, width, layers, engine.max_tile_pixels)
+    tiles = chosen.tiles(height, width)
     untiled = tiling.plan(height, width, layers, width * height)
     shapes = conv_shapes(engine, layers, width, height)
     gflop = conv_gflop(shapes)
     limit = sum(time_conv(layer, shape) for layer, shape in shapes)
+    # Per layer, TensorFlow's time over Winograd's: what the choice of layers rests on. Untiled images only,
+    # where the shapes are the limit's (a tiled image's would take as long again as its limit).
+    layer_speedups = {layer.name: round(time_conv(layer, shape) / time_conv(layer, shape, True), 2)
+                      for layer, shape in shapes} if len(tiles) == 1 else {}
     # As `serve` does before it says it is ready; the overhead's layer is traced as a preset's would be.
     engine.warm_up(extra=(engine.settings("doggos", OVERHEAD_PARAMS),))
     overhead_s = measure_overhead(engine)
@@ -178,11 +195,16 @@ def run_bench(
         "tile_crop_pixels": max(tile.pixels for tile in tiles),
         # What the halos add: the tiles' convolution work over the image's. The limit is the image's, untiled.
         "tile_work_ratio": round(tiling.work(tiles, layers) / tiling.work(untiled, layers), 3),
+        "winograd_layers": list(chosen.winograd_layers),
         "s_per_eval": round(s_per_eval, 4),
+        "tensorflow_s_per_eval": round(tensorflow_s_per_eval, 4),
+        "speedup": round(tensorflow_s_per_eval / s_per_eval, 3),
         "gflop_per_eval": round(gflop, 1),
         "gflops": round(gflop / s_per_eval, 1),
         "limit_s_per_eval": round(limit, 4),
         "ratio_to_limit": round(s_per_eval / limit, 3),
+        "tensorflow_ratio_to_limit": round(tensorflow_s_per_eval / limit, 3),
+        "layer_speedups": layer_speedups,
         "peak_rss_mb": round(peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20, 1),
         "load_s": round(load_s, 2),
         "overhead_s": round(overhead_s, 3),

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from backend.core.loss import DreamLoss
 from backend.core.preprocessing import preprocess
 from backend.core.presets import Preset
 from tests.conftest import structured_image
@@ -79,11 +80,16 @@ def test_total_is_the_sum_of_the_terms(engine, x):
     assert total == pytest.approx(sum(parts), rel=1e-4)
 
 
+@pytest.mark.parametrize("convolutions", ["tensorflow", "winograd"])
 @pytest.mark.parametrize("continuity, dream_l2", [(0.0, 0.0), (0.1, 0.02)])
-def test_gradient_matches_finite_differences(engine, x, continuity, dream_l2):
+def test_gradient_matches_finite_differences(engine, x, continuity, dream_l2, convolutions):
     """Central differences agree with the gradient's directional derivative, along random directions
-    and along directions that lean on the gradient (where float32 round-off matters least)."""
-    assert_gradient_matches_finite_differences(engine.loss_for(Preset(LAYERS, continuity, dream_l2, 0.0)), x, 8.0)
+    and along directions that lean on the gradient (where float32 round-off matters least); with
+    TensorFlow's convolutions and with Winograd's in every layer."""
+    layers = tuple(sorted(LAYERS))
+    loss = DreamLoss(engine.vgg16, layers, engine.max_tile_pixels, convolutions).bind(
+        [LAYERS[name] for name in layers], continuity, dream_l2)
+    assert_gradient_matches_finite_differences(loss, x, 8.0)
 
 
 def assert_gradient_matches_finite_differences(loss, x: np.ndarray, step: float) -> None:
@@ -103,6 +109,16 @@ def assert_gradient_matches_finite_differences(loss, x: np.ndarray, step: float)
         assert numeric == pytest.approx(float(np.sum(grad64 * direction)), rel=tolerance)
 
 
+def value_and_input_gradient(conv, h, upstream) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's output and the gradient of <output, upstream> with respect to its input h."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(h)
+        y = conv(h)
+    return y.numpy(), tape.gradient(y, h, output_gradients=upstream).numpy()
+
+
 def test_the_mask_keeping_convolution_is_tensorflows(engine):
     """conv_relu_keeping_mask keeps only where the output is positive for its gradient: value and input
     gradient must still be those of VGG16's own layer."""
@@ -113,14 +129,10 @@ def test_the_mask_keeping_convolution_is_tensorflows(engine):
     layer = engine.vgg16.get_layer("block2_conv1")
     h = tf.random.stateless_normal([1, 19, 23, 64], seed=[4, 2])
     upstream = tf.random.stateless_normal([1, 19, 23, 128], seed=[5, 2])
-    results = []
-    for conv in (layer, lambda t: conv_relu_keeping_mask(t, tf.convert_to_tensor(layer.kernel),
-                                                         tf.convert_to_tensor(layer.bias))):
-        with tf.GradientTape() as tape:
-            tape.watch(h)
-            y = conv(h)
-        results.append((y.numpy(), tape.gradient(y, h, output_gradients=upstream).numpy()))
-    (expected, expected_gradient), (y, gradient) = results
+    (expected, expected_gradient), (y, gradient) = (
+        value_and_input_gradient(conv, h, upstream)
+        for conv in (layer, lambda t: conv_relu_keeping_mask(t, tf.convert_to_tensor(layer.kernel),
+                                                             tf.convert_to_tensor(layer.bias))))
     assert (expected > 0).any() and (expected == 0).any()  # both sides of the ReLU are exercised
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-4 * np.abs(expected_gradient).max())

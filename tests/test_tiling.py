@@ -55,8 +55,8 @@ def test_cores_partition_the_image_and_crops_fit(layers, height, width, budget):
     assert max(tile.pixels for tile in tiles) <= budget or tiles == tiling.plan(height, width, layers, 0)
 
 
-def loss_pair(engine, layers: tuple[str, ...], max_tile_pixels: int) -> DreamLoss:
-    return DreamLoss(engine.vgg16, layers, max_tile_pixels)
+def loss_pair(engine, layers: tuple[str, ...], max_tile_pixels: int, convolutions: str | None = None) -> DreamLoss:
+    return DreamLoss(engine.vgg16, layers, max_tile_pixels, convolutions)
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +70,23 @@ def x() -> np.ndarray:
     ([0.0, 0.0], 0.0, 0.05),  # L2 alone
     ([0.02, 0.05], 0.1, 0.02),
 ], ids=["features", "continuity", "l2", "all"])
-def test_tiled_loss_and_gradient_equal_untiled(engine, x, coeffs, continuity, dream_l2):
-    whole = loss_pair(engine, DEEP, 10**9)
-    tiled = loss_pair(engine, DEEP, TILE_PIXELS)
+@pytest.mark.parametrize("convolutions", ["tensorflow", "winograd"])  # Winograd's in every layer
+def test_tiled_loss_and_gradient_equal_untiled(engine, x, coeffs, continuity, dream_l2, convolutions):
+    whole = loss_pair(engine, DEEP, 10**9, convolutions)
+    tiled = loss_pair(engine, DEEP, TILE_PIXELS, convolutions)
     assert len(whole.tiles(HEIGHT, WIDTH)) == 1 and len(tiled.tiles(HEIGHT, WIDTH)) >= 4
     expected_loss, expected_gradient = whole.bind(coeffs, continuity, dream_l2)(x)
     loss, gradient = tiled.bind(coeffs, continuity, dream_l2)(x)
     assert abs(expected_loss) > 0 and np.abs(expected_gradient).max() > 0
     assert loss == pytest.approx(expected_loss, rel=1e-4)
-    assert np.linalg.norm(gradient - expected_gradient) <= 1e-4 * np.linalg.norm(expected_gradient)
-    assert np.abs(gradient - expected_gradient).max() <= 1e-4 * np.abs(expected_gradient).max()
+    # TensorFlow's convolutions give a tile the very values the whole image has. Winograd's round-off
+    # (~1e-6) depends on where a value falls in its 4×4 output tile, so a near-tie in a max-pool or a
+    # ReLU can go the other way in a tile and send one deep activation's gradient to a neighbour: one
+    # receptive field's worth of pixels differs by ~1 % of the gradient's largest (2.5e-3 overall in
+    # L2 with 30 tiles). A missing halo is off by over 1e-2 (test_without_the_halo_tiles_are_wrong).
+    tolerance, local = (1e-4, 1e-4) if convolutions == "tensorflow" else (5e-3, 5e-2)
+    assert np.linalg.norm(gradient - expected_gradient) <= tolerance * np.linalg.norm(expected_gradient)
+    assert np.abs(gradient - expected_gradient).max() <= local * np.abs(expected_gradient).max()
 
 
 def test_without_the_halo_tiles_are_wrong(engine, x, monkeypatch, request):

@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from backend.core import guide, tiling
+from backend.core import guide, tiling, winograd
 from backend.core.dream import LossAndGradient
-from backend.core.model import network_to
+from backend.core.model import device_name, network_to
 
 
 def feature_term(
@@ -49,22 +49,43 @@ def power_5_4(t: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]
     return t * root, lambda upstream: upstream * 1.25 * root
 
 
-@tf.custom_gradient
-def conv_relu_keeping_mask(
-    x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor
-) -> tuple[tf.Tensor, Callable[[tf.Tensor], tuple[tf.Tensor, None, None]]]:
-    """VGG16's 3×3 'same' convolution and ReLU, keeping for the input gradient only where the output is
+def relu_keeping_mask(
+    convolve: Callable[[tf.Tensor], tf.Tensor], input_gradient: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """(x, bias) → ReLU(convolve(x) + bias), keeping for the input gradient only where the output is
     positive (1 byte per value) instead of the output itself (4 bytes), which TensorFlow's ReLU gradient
     holds until the backward pass reaches it. Where nothing else needs the output (a convolution that
-    feeds the next one), that is ¾ of its memory — most of a tile's, with block1_conv1 the largest."""
-    y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
-    positive, shape = y > 0, tf.shape(x)
+    feeds the next one), that is ¾ of its memory — most of a tile's, with block1_conv1 the largest.
+    input_gradient(upstream, x's shape) is the convolution's transpose."""
 
-    def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, None, None]:
-        masked = tf.where(positive, upstream, 0.0)
-        return tf.nn.conv2d_transpose(masked, kernel, shape, 1, "SAME"), None, None
+    @tf.custom_gradient
+    def conv_relu(x: tf.Tensor, bias: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tuple[tf.Tensor, None]]]:
+        y = tf.nn.relu(tf.nn.bias_add(convolve(x), bias))
+        positive, shape = y > 0, tf.shape(x)
 
-    return y, gradient
+        def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
+            return input_gradient(tf.where(positive, upstream, 0.0), shape), None
+
+        return y, gradient
+
+    return conv_relu
+
+
+def conv_relu_keeping_mask(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """VGG16's 3×3 'same' convolution and ReLU with TensorFlow's convolutions, keeping a ReLU mask."""
+    return relu_keeping_mask(
+        lambda t: tf.nn.conv2d(t, kernel, 1, "SAME"),
+        lambda upstream, shape: tf.nn.conv2d_transpose(upstream, kernel, shape, 1, "SAME"),
+    )(x, bias)
+
+
+def winograd_relu_keeping_mask(x: tf.Tensor, transformed: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """The same with Winograd's convolutions: `transformed` is winograd.kernels(layer), `kernel` the layer's."""
+    channels, filters = transformed.shape[1:]
+    return relu_keeping_mask(
+        lambda t: winograd.traced(channels, filters)(t, transformed),
+        lambda upstream, _: winograd.traced(filters, channels)(upstream, winograd.input_gradient_kernel(kernel)),
+    )(x, bias)
 
 
 def continuity_term(x: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
@@ -87,12 +108,20 @@ class DreamLoss:
     The traced function takes a crop, what to keep of each block and which terms it owns
     (backend/core/tiling.py) as arguments, as it does the weights, so neither a new size nor a new tile
     retraces it. Only the input gradient is asked for: no weight gradients are computed.
+
+    convolutions: auto (Winograd where it is faster, on a CPU: backend/core/winograd.py), tensorflow or
+    winograd (every layer); None reads $DEEP_DREAM_CONVOLUTIONS (auto when unset).
     """
 
-    def __init__(self, vgg16: keras.Model, layers: tuple[str, ...], max_tile_pixels: int) -> None:
+    def __init__(
+        self, vgg16: keras.Model, layers: tuple[str, ...], max_tile_pixels: int, convolutions: str | None = None
+    ) -> None:
         self.layers = layers
-        self.max_tile_pixels = max_tile_pixels
         self._network = network_to(vgg16, layers)
+        choice, device = convolutions or winograd.choice(), device_name()
+        self.winograd_layers = tuple(layer.name for layer in self._network if isinstance(layer, keras.layers.Conv2D)
+                                     and winograd.use_winograd(layer, choice, device))
+        self.max_tile_pixels = int(max_tile_pixels * (winograd.TILE_SHARE if self.winograd_layers else 1))
         self._channels = tuple(int(vgg16.get_layer(name).filters) for name in layers)
         n = len(layers)
         pools = sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in self._network)
@@ -107,8 +136,10 @@ class DreamLoss:
             tf.TensorSpec([2, 4], tf.int32),  # owned pixels (L2), owned pixel pairs (continuity)
             tf.TensorSpec([], tf.float32),  # H·W·3, whole image
         ]
+        # No AutoGraph: the loss has no tensor-dependent control flow, and converting the convolutions'
+        # closures afresh for every layer made a Winograd loss take 2 s longer to trace than to run.
         self._spec = spec
-        self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec)
+        self._evaluate = tf.function(self._tile_loss_and_gradient, input_signature=spec, autograph=False)
         self._guided: dict[tuple[bool, ...], Callable[..., tuple[tf.Tensor, tf.Tensor]]] = {}
 
     def _guided_evaluate(self, guided: tuple[bool, ...]) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
@@ -123,7 +154,7 @@ class DreamLoss:
                 per_layer = [next(given) if on else None for on in guided]
                 return self._tile_loss_and_gradient(*args[:fixed], guides=per_layer)
 
-            self._guided[guided] = tf.function(evaluate, input_signature=[*self._spec, *vectors])
+            self._guided[guided] = tf.function(evaluate, input_signature=[*self._spec, *vectors], autograph=False)
         return self._guided[guided]
 
     def _activations(self, x: tf.Tensor, cuts: tf.Tensor) -> list[tf.Tensor]:
@@ -136,6 +167,10 @@ class DreamLoss:
                 cut = cuts[pool]
                 start, size = tf.stack([0, cut[0], cut[2], 0]), tf.stack([1, cut[1], cut[3], h.shape[-1]])
                 h, pool = tf.slice(layer(h), start, size), pool + 1
+            elif layer.name in self.winograd_layers:
+                h = winograd_relu_keeping_mask(h, winograd.kernels(layer), tf.convert_to_tensor(layer.kernel),
+                                               tf.convert_to_tensor(layer.bias))
+                found[layer.name] = h
             elif layer.name in self.layers or not isinstance(following, keras.layers.Conv2D):
                 h = found[layer.name] = layer(h)  # its values are needed backwards: by the loss, or a pool
             else:

@@ -414,15 +414,15 @@ def animate(args: argparse.Namespace) -> int:
     from backend.progress import ProgressBar
 
     try:
-        with Image.open(args.input) as image:
-            image.load()
+        picture = image_files.read(args.input)
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
-    pixels = np.asarray(image_files.to_rgba8(image))
-    alpha = pixels[..., 3] if image.has_transparency_data else None
+    pixels = picture.rgba8()  # animations are 8-bit
+    alpha = pixels[..., 3] if picture.alpha is not None else None
+    width, height = picture.size
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    header = protocol.animate_request("cli", image.width, image.height, 4, args.preset, args.iterations, args.frames,
+    header = protocol.animate_request("cli", width, height, 4, args.preset, args.iterations, args.frames,
                                       args.zoom, args.rotate, tuple(args.pan), args.centre, args.blend, seed=seed,
                                       max_size=args.max_size)
     try:
@@ -434,7 +434,7 @@ def animate(args: argparse.Namespace) -> int:
         return 1
     motion = Motion(request.zoom, request.rotate, request.pan, request.centre)
     bar = ProgressBar(args.frames * args.iterations)
-    print(f"Animating {args.input} ({image.width}×{image.height}) with {args.preset}: {args.frames} frames of "
+    print(f"Animating {args.input} ({width}×{height}) with {args.preset}: {args.frames} frames of "
           f"{args.iterations} iteration{'s' if args.iterations != 1 else ''}, zoom {request.zoom:g}, rotate "
           f"{request.rotate:g}°, pan {request.pan[0]:g} {request.pan[1]:g}, seed {seed}", file=sys.stderr)
     Path(args.prefix).parent.mkdir(parents=True, exist_ok=True)

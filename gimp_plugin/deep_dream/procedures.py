@@ -24,10 +24,16 @@ def filter_procedure(plugin: Gimp.PlugIn, name: str, run: Callable[..., Gimp.Val
     return procedure
 
 
+_found: dict[str, dict[str, choices.PresetInfo]] = {}  # per endpoint: GIMP registers every procedure in one process
+
+
 def add_preset_argument(procedure: Gimp.Procedure, endpoint: str) -> None:
-    """The `preset` choice: every preset found now (choices.presets), each with what it does as its help."""
+    """The `preset` choice: every preset found now (choices.presets, asked once per endpoint for all the
+    procedures), each with what it does as its help."""
+    if endpoint not in _found:
+        _found[endpoint] = choices.presets(endpoint)
     preset_choice = Gimp.Choice.new()
-    for index, (preset, info) in enumerate(choices.presets(endpoint).items()):
+    for index, (preset, info) in enumerate(_found[endpoint].items()):
         preset_choice.add(preset, index, preset, info.description)
     procedure.add_choice_argument("preset", "_Preset", "The kind of dream: the built-ins and the user's own",
                                   preset_choice, choices.DEFAULT_PRESET, READWRITE)

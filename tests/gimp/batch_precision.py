@@ -84,6 +84,8 @@ SCENARIOS = {
                                gradient(3, u16)),
     "float": lambda: dream_image(Gimp.ImageBaseType.RGB, Gimp.Precision.FLOAT_LINEAR, "R'G'B'A float",
                                  gradient(3, f32)),
+    "float_perceptual": lambda: dream_image(Gimp.ImageBaseType.RGB, Gimp.Precision.FLOAT_NON_LINEAR,
+                                            "R'G'B'A float", gradient(3, f32)),
     "grey_u16": lambda: dream_image(Gimp.ImageBaseType.GRAY, Gimp.Precision.U16_NON_LINEAR, "Y'A u16",
                                     gradient(2, u16)),
 }

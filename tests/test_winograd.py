@@ -34,6 +34,18 @@ def test_convolve_is_tensorflows_same_convolution(height, width):
     assert relative_error(y.numpy(), tf.nn.conv2d(x, kernel, 1, "SAME").numpy()) < LAYER_TOLERANCE
 
 
+@pytest.mark.parametrize("band_rows", [1, 3])
+def test_an_image_done_in_bands_is_the_same_convolution(monkeypatch, band_rows):
+    """Bands of one tile row, and of three with a last band of one whose output is a single row: 13×18 is
+    4×5 tiles, each tile row 36·5·7 floats of the largest transformed tiles."""
+    monkeypatch.setattr(winograd, "BAND_FLOATS", band_rows * 36 * 5 * 7)
+    rng = np.random.default_rng(band_rows)
+    x = rng.standard_normal((1, 13, 18, 5)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 5, 7)).astype(np.float32)
+    y = winograd.convolve(tf.constant(x), tf.constant(winograd.transform_kernel(kernel)))
+    assert relative_error(y.numpy(), tf.nn.conv2d(x, kernel, 1, "SAME").numpy()) < LAYER_TOLERANCE
+
+
 @pytest.mark.parametrize("name", VGG16_CONV_LAYERS)
 def test_each_layer_and_its_input_gradient_match_tensorflows(engine, name):
     layer = engine.vgg16.get_layer(name)

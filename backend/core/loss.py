@@ -82,10 +82,15 @@ def conv_relu_keeping_mask(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> 
 def winograd_relu_keeping_mask(x: tf.Tensor, transformed: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
     """The same with Winograd's convolutions: `transformed` is winograd.kernels(layer), `kernel` the layer's."""
     channels, filters = transformed.shape[1:]
-    return relu_keeping_mask(
-        lambda t: winograd.traced(channels, filters)(t, transformed),
-        lambda upstream, _: winograd.traced(filters, channels)(upstream, winograd.input_gradient_kernel(kernel)),
-    )(x, bias)
+
+    def input_gradient(upstream: tf.Tensor, _: tf.Tensor) -> tf.Tensor:
+        # Its kernel's transform when the gradient reaches the layer, not at the start of the evaluation
+        # (it depends on the weights alone): all of them at once held ~200 MB more at the 2048² peak.
+        with tf.control_dependencies([upstream]):
+            flipped = winograd.input_gradient_kernel(kernel)
+        return winograd.traced(filters, channels)(upstream, flipped)
+
+    return relu_keeping_mask(lambda t: winograd.traced(channels, filters)(t, transformed), input_gradient)(x, bias)
 
 
 def continuity_term(x: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
@@ -121,7 +126,7 @@ class DreamLoss:
         choice, device = convolutions or winograd.choice(), device_name()
         self.winograd_layers = tuple(layer.name for layer in self._network if isinstance(layer, keras.layers.Conv2D)
                                      and winograd.use_winograd(layer, choice, device))
-        self.max_tile_pixels = int(max_tile_pixels * (winograd.TILE_SHARE if self.winograd_layers else 1))
+        self.max_tile_pixels = max_tile_pixels
         self._channels = tuple(int(vgg16.get_layer(name).filters) for name in layers)
         n = len(layers)
         pools = sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in self._network)

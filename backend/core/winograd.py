@@ -51,12 +51,14 @@ CHOICES = ("auto", "tensorflow", "winograd")
 # forward + input gradient against tf.nn.conv2d at 900×450: block1_conv2 0.77–0.93×, block2_conv1
 # 0.89–1.12×, block2_conv2 1.4–2.0×, blocks 3–5 1.5–2.9×. block2_conv2 stays TensorFlow's all the same: its
 # transformed tiles (2.25 × its input and output, at half the image's side) made Winograd's tiles 0.6 of
-# TensorFlow's in pixels, which cut a 1-MP image in two with wide halos and cost more than it gained.
+# TensorFlow's in pixels (before bands, below), which cut a 1-MP image in two and cost more than it gained.
 FIRST_BLOCK = 3
-# A tile's crop in pixels with Winograd's convolutions, as a share of TensorFlow's: block 3's transformed
-# tiles still raised the 2048² peak from ~2.3 to 3.05 GB at TensorFlow's tile size (`bench --size
-# 2048x2048`). 0.82 of the default 1.23 MP (24 GB of memory) still takes a 1-MP image whole.
-TILE_SHARE = 0.82
+# Transformed tiles alive at once, in floats (64 MB): `convolve` does an image in bands of tile rows that
+# fit. Whole, block 3's took the 2048² peak from ~2.3 to 3.05 GB at TensorFlow's tile size; so the tiles
+# were made 0.82 of TensorFlow's (6 at 2048² instead of 4, 1.27–1.33 × rather than ~1.5 ×). In bands (and
+# with the input gradient's kernels made as the gradient reaches them) TensorFlow's tiles stay under 2.5 GB.
+# A 900×450 image is one band in every layer.
+BAND_FLOATS = 2**24
 
 
 def transform_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -69,27 +71,50 @@ def convolve(x: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
     """3×3 'same' convolution (cross-correlation, as tf.nn.conv2d) of x, 1×H×W×C, with the kernel whose
     transform is u (36×C×K, `transform_kernel`): 1×H×W×K.
 
-    Tiles are cut and put back with gathers of whole channel vectors, one pass each; the transforms are
-    single matrix products with Bᵀ⊗Bᵀ (36×36) and Aᵀ⊗Aᵀ (16×36) over the leading axis. (Strided slices,
-    concatenations, transposes and broadcast batched products each cost more than the gather.)"""
+    The image is done in bands of tile rows, one after the other, so that the transformed tiles (2.25 × the
+    band's input and output) alive at once stay under `BAND_FLOATS` whatever the image's size."""
     height, width = tf.shape(x)[1], tf.shape(x)[2]
     channels, filters = x.shape[-1], u.shape[-1]
     rows, cols = (height + M - 1) // M, (width + M - 1) // M  # tiles down and across
     # Padded to M·tiles + 2: one zero before (the 'same' border), the rest after.
-    padded = tf.reshape(tf.pad(x[0], [[1, M * rows + 1 - height], [1, M * cols + 1 - width], [0, 0]]),
-                        [-1, channels])
+    padded = tf.pad(x[0], [[1, M * rows + 1 - height], [1, M * cols + 1 - width], [0, 0]])
+    band = tf.maximum(1, BAND_FLOATS // (ALPHA * ALPHA * cols * max(channels, filters)))  # tile rows per band
+    bands = (rows + band - 1) // band
+
+    def one_band(i: tf.Tensor, done: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
+        first = i * band
+        count = tf.minimum(band, rows - first)
+        piece = padded[M * first : M * (first + count) + 2]
+        out_rows = tf.minimum(M * count, height - M * first)
+        return i + 1, done.write(i, band_convolve(piece, u, count, cols, out_rows, width))
+
+    _, done = tf.while_loop(lambda i, _: i < bands, one_band,
+                            (tf.constant(0), tf.TensorArray(tf.float32, bands, infer_shape=False)),
+                            parallel_iterations=1)  # one band at a time: that is the point
+    return tf.reshape(done.concat(), [1, height, width, filters])
+
+
+def band_convolve(padded: tf.Tensor, u: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, height: tf.Tensor,
+                  width: tf.Tensor) -> tf.Tensor:
+    """The convolution of a padded band (M·rows + 2)×(M·cols + 2)×C: height×width×K.
+
+    Tiles are cut and put back with gathers of whole channel vectors, one pass each; the transforms are
+    single matrix products with Bᵀ⊗Bᵀ (36×36) and Aᵀ⊗Aᵀ (16×36) over the leading axis. (Strided slices,
+    concatenations, transposes and broadcast batched products each cost more than the gather.)"""
+    channels, filters = padded.shape[-1], u.shape[-1]
+    flat = tf.reshape(padded, [-1, channels])
     # d[(k, l), (i, j)]: tile (i, j)'s position (k, l) is padded row M·i + k, column M·j + l.
     offsets = tf.range(ALPHA)
     down = tf.reshape(offsets, [ALPHA, 1, 1, 1]) + tf.reshape(M * tf.range(rows), [1, 1, -1, 1])
     across = tf.reshape(offsets, [1, ALPHA, 1, 1]) + tf.reshape(M * tf.range(cols), [1, 1, 1, -1])
-    d = tf.gather(padded, tf.reshape(down * (M * cols + 2) + across, [-1]))
+    d = tf.gather(flat, tf.reshape(down * (M * cols + 2) + across, [-1]))
     v = tf.reshape(tf.constant(np.kron(BT, BT), tf.float32) @ tf.reshape(d, [ALPHA * ALPHA, -1]),
                    [ALPHA * ALPHA, rows * cols, channels])
     y = tf.constant(np.kron(AT, AT), tf.float32) @ tf.reshape(v @ u, [ALPHA * ALPHA, -1])  # (p, q), (i, j, filter)
     # Output (h, w) is tile (h // M, w // M)'s position (h % M, w % M).
     h, w = tf.range(height)[:, tf.newaxis], tf.range(width)[tf.newaxis]
     back = (h % M * M + w % M) * (rows * cols) + h // M * cols + w // M
-    return tf.gather(tf.reshape(y, [-1, filters]), back)[tf.newaxis]
+    return tf.gather(tf.reshape(y, [-1, filters]), back)
 
 
 @functools.cache

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -88,6 +89,30 @@ def test_others_get_nothing(secured, keys, who):
     with Client(with_keys(secured.endpoint, keys / "server.key", keys / "clients" / "laptop.key_secret")) as client:
         assert client.hello()["protocol"] == 1  # and the backend serves on
     assert any("authorised client(s)" in line for line in secured.output)
+
+
+@pytest.mark.parametrize("who", ["no key", "unauthorised key"])
+def test_a_refused_client_that_waited_is_told_too(secured, keys, who):
+    """libzmq gives a connection up about a second after its CURVE handshake fails; a send after that used to
+    wait forever (CI once hung here), so the plug-in would have hung in GIMP. Now it is told, in time. The hello
+    runs in a thread so that a send that blocks fails this test instead of hanging the suite."""
+    endpoint = secured.endpoint if who == "no key" else with_keys(
+        secured.endpoint, keys / "server.key", keys / "elsewhere" / "clients" / "stranger.key_secret")
+    outcome: list[BaseException] = []
+    with Client(endpoint) as client:
+        time.sleep(1.5)  # the handshake has failed and libzmq has given up (1 s measured)
+
+        def hello() -> None:
+            try:
+                client.hello(timeout=SILENCE_S)
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, the test looks at it
+                outcome.append(exc)
+
+        asker = threading.Thread(target=hello, daemon=True)
+        asker.start()
+        asker.join(SILENCE_S + 5)
+        assert not asker.is_alive(), "the hello still waits: the send blocked"
+    assert isinstance(outcome[0], BackendError) and outcome[0].code == "not_backend", outcome
 
 
 @pytest.mark.parametrize("bind", ["tcp://0.0.0.0:{port}", "tcp://*:{port}", "tcp://192.0.2.7:{port}"])

@@ -26,6 +26,10 @@ Message = tuple[dict[str, Any], bytes | None]
 PYZMQ = "pyzmq"
 ZMTP = "zmtp"  # wire/zmtp.py
 TRANSPORT_VARIABLE = "DEEP_DREAM_TRANSPORT"  # pyzmq or zmtp; unset: pyzmq when it can be imported
+# How long a message may wait to be taken by libzmq. A DEALER's send blocks while it has no connection to
+# queue on: after a CURVE handshake fails (keys the backend refuses, or none for a backend that wants
+# them) libzmq gives the connection up within about a second, and a send after that waited forever.
+SEND_TIMEOUT_S = 10.0
 # What a bad endpoint or a broken socket raises, whichever the transport.
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (zmtp.ZmtpError,) + ((zmq.ZMQError,) if zmq else ())
 
@@ -111,14 +115,24 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, header: dict[str, Any], pixels: bytes | None = None, guide: bytes | None = None) -> None:
+    def send(self, header: dict[str, Any], pixels: bytes | None = None, guide: bytes | None = None,
+             timeout: float = SEND_TIMEOUT_S) -> None:
+        """BackendError "timeout" when nothing takes the message within `timeout` seconds (see SEND_TIMEOUT_S)."""
         frames = protocol.encode(header, pixels, guide)
         largest = max(len(frame) for frame in frames)
         if self.max_message_bytes is not None and largest > self.max_message_bytes:  # libzmq would drop us silently
             raise BackendError(protocol.E_TOO_LARGE, f"this {header.get('type')} message has a {largest:,}-byte "
                                f"frame; the backend at {self.endpoint} takes at most {self.max_message_bytes:,}: "
                                "dream a smaller layer or selection")
-        self._socket.send_multipart(frames, copy=False)
+        if self.transport == ZMTP:  # queues without blocking, up to a limit of its own
+            self._socket.send_multipart(frames, copy=False)
+            return
+        self._socket.setsockopt(zmq.SNDTIMEO, max(1, int(timeout * 1000)))
+        try:
+            self._socket.send_multipart(frames, copy=False)
+        except zmq.Again:
+            raise BackendError("timeout", f"nothing at {self.endpoint} took the {header.get('type')!r} message "
+                               f"within {timeout:g} s") from None
 
     def send_frames(self, frames: list[bytes]) -> None:
         """Raw frames, for tests that speak malformed messages on purpose."""
@@ -132,8 +146,8 @@ class Client:
 
     def request(self, header: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send a request and return its reply's header; BackendError on an error reply or a time-out."""
-        self.send(header)
         deadline = time.monotonic() + timeout
+        self.send(header, timeout=timeout)
         while (left := deadline - time.monotonic()) > 0:
             reply = self.receive(left)
             if reply is None:

@@ -124,6 +124,14 @@ class Client:
             raise BackendError(protocol.E_TOO_LARGE, f"this {header.get('type')} message has a {largest:,}-byte "
                                f"frame; the backend at {self.endpoint} takes at most {self.max_message_bytes:,}: "
                                "dream a smaller layer or selection")
+        self._put(frames, repr(header.get("type")), timeout)
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Raw frames, for tests that speak malformed messages on purpose."""
+        self._put(frames, "raw", SEND_TIMEOUT_S)
+
+    def _put(self, frames: list[bytes], kind: str, timeout: float) -> None:
+        """Hand a message to the transport, waiting at most `timeout` seconds (see SEND_TIMEOUT_S)."""
         if self.transport == ZMTP:  # queues without blocking, up to a limit of its own
             self._socket.send_multipart(frames, copy=False)
             return
@@ -131,12 +139,8 @@ class Client:
         try:
             self._socket.send_multipart(frames, copy=False)
         except zmq.Again:
-            raise BackendError("timeout", f"nothing at {self.endpoint} took the {header.get('type')!r} message "
-                               f"within {timeout:g} s") from None
-
-    def send_frames(self, frames: list[bytes]) -> None:
-        """Raw frames, for tests that speak malformed messages on purpose."""
-        self._socket.send_multipart(frames)
+            raise BackendError("timeout", f"nothing at {self.endpoint} took the {kind} message within "
+                               f"{timeout:g} s") from None
 
     def receive(self, timeout: float) -> Message | None:
         """The next message, or None when none arrives within timeout seconds."""
